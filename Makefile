@@ -1,0 +1,47 @@
+# The post-sales suite. `make run` starts everything; `make test` runs every test.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+TEST_DATABASE_URL ?= postgresql+asyncpg://postgres@127.0.0.1:5432/test
+PYTEST_WORKERS ?= 4
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: install run test test-sqlite test-postgres lint bench clean lock
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: $(STAMP)
+	$(PY) -m deploy.run
+
+test: $(STAMP) test-sqlite test-postgres
+
+test-sqlite: $(STAMP)
+	$(PY) -m pytest -n $(PYTEST_WORKERS) -q
+
+# Runs when PostgreSQL is reachable; says so and skips when it is not.
+test-postgres: $(STAMP)
+	@if $(PY) -m deploy.pgcheck "$(TEST_DATABASE_URL)"; then \
+		TEST_DATABASE_URL="$(TEST_DATABASE_URL)" $(PY) -m pytest -n $(PYTEST_WORKERS) -q; \
+	else echo "PostgreSQL not reachable at $(TEST_DATABASE_URL): skipping the PostgreSQL run"; fi
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy shared services deploy
+
+bench: $(STAMP)
+	$(PY) -m bench
+
+# Regenerate the pinned versions after changing dependencies in pyproject.toml.
+lock: $(STAMP)
+	$(PY) -m pip freeze --exclude-editable | grep -v '^-e' > constraints.txt
+
+clean:
+	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Deployment: the local runner and helpers (Dockerfiles, k8s manifests and AsyncAPI live beside)."""

@@ -1,0 +1,5 @@
+from services.lifecycle.app import MIGRATIONS, create_app
+from services.lifecycle.settings import Settings
+from shared.cli import main
+
+main(settings_cls=Settings, create_app=create_app, migrations_dir=MIGRATIONS)

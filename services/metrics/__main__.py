@@ -1,0 +1,5 @@
+from services.metrics.app import MIGRATIONS, create_app
+from services.metrics.settings import Settings
+from shared.cli import main
+
+main(settings_cls=Settings, create_app=create_app, migrations_dir=MIGRATIONS)

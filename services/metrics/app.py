@@ -1,0 +1,26 @@
+"""The metrics service's FastAPI app."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from services.metrics.models import infra
+from services.metrics.settings import Settings
+from shared.app import ServiceDefinition, create_service_app
+from shared.settings import ServiceSettings
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def create_app(settings: ServiceSettings | None = None) -> FastAPI:
+    """Build the metrics app; settings default to the environment."""
+    definition = ServiceDefinition(
+        name="metrics",
+        title="Metrics service",
+        description="Metrics service of the post-sales suite.",
+        infra=infra,
+        routers=[],
+    )
+    return create_service_app(definition, settings or Settings())

@@ -1,0 +1,7 @@
+"""Database models of the metrics service."""
+
+from __future__ import annotations
+
+from shared.db import make_base
+
+Base, infra = make_base()

@@ -1,0 +1,1 @@
+"""The post-sales suite's own library: what every service uses, and nothing service-specific."""

@@ -1,0 +1,255 @@
+"""The app factory every service uses: lifespan (engine, outbox relay, consumers, background
+loops), error handlers, auth, request context, and the ``/healthz``, ``/readyz``, ``/metrics`` routes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.responses import JSONResponse, PlainTextResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from shared.auth import KeyStore
+from shared.db import InfraTables, create_engine, create_sessionmaker
+from shared.errors import install_error_handlers
+from shared.events.consumer import BatchHandler, EventConsumer, EventHandler
+from shared.events.kafka import ensure_topics, make_producer
+from shared.events.outbox import Outbox, OutboxRelay, outbox_backlog
+from shared.events.registry import TOPICS, dlq_topic
+from shared.http import IdempotentReplay, replay_response
+from shared.observability import Metrics, RequestContextMiddleware
+from shared.settings import ServiceSettings
+
+log = logging.getLogger("postsales.app")
+
+
+@dataclass(frozen=True)
+class ConsumerSpec:
+    """A consumer group a service runs: its name (the group id), topics and handler."""
+
+    name: str
+    topics: Sequence[str]
+    handler: EventHandler | None = None
+    batch_handler: BatchHandler | None = None
+    batch_size: int | None = None
+
+
+@dataclass
+class ServiceContext:
+    """Everything a running service holds; on ``app.state.ctx``."""
+
+    settings: ServiceSettings
+    engine: AsyncEngine
+    session_factory: async_sessionmaker[AsyncSession]
+    infra: InfraTables
+    outbox: Outbox
+    metrics: Metrics
+    relay: OutboxRelay | None = None
+    consumers: list[EventConsumer] = field(default_factory=list)
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    producer: Any = None
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    state: dict[str, Any] = field(default_factory=dict)
+
+
+BackgroundLoop = Callable[[ServiceContext], Awaitable[None]]
+
+
+@dataclass
+class ServiceDefinition:
+    """What makes a service: its name, routers, consumers and background loops."""
+
+    name: str
+    title: str
+    description: str
+    infra: InfraTables
+    routers: Sequence[APIRouter]
+    consumers: Sequence[ConsumerSpec] = ()
+    loops: Sequence[BackgroundLoop] = ()
+    produces: Sequence[str] = ()
+    version: str = "0.1.0"
+    openapi_tags: list[dict[str, Any]] | None = None
+    on_startup: Callable[[ServiceContext], Awaitable[None]] | None = None
+
+
+def create_service_app(defn: ServiceDefinition, settings: ServiceSettings) -> FastAPI:
+    metrics = Metrics(defn.name)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = create_engine(settings.effective_database_url)
+        ctx = ServiceContext(
+            settings=settings, engine=engine, session_factory=create_sessionmaker(engine),
+            infra=defn.infra, outbox=Outbox(defn.infra.outbox), metrics=metrics,
+        )
+        app.state.ctx = ctx
+        if defn.on_startup:
+            await defn.on_startup(ctx)
+        if settings.run_consumers:
+            await _start_bus(defn, ctx)
+        for loop in defn.loops:
+            ctx.tasks.append(asyncio.create_task(_guard(loop, ctx), name=f"{defn.name}:{loop.__name__}"))
+        log.info("%s started", defn.name)
+        try:
+            yield
+        finally:
+            await _stop(ctx)
+            await engine.dispose()
+            log.info("%s stopped", defn.name)
+
+    app = FastAPI(
+        title=defn.title, description=defn.description, version=defn.version, lifespan=lifespan,
+        openapi_tags=defn.openapi_tags,
+    )
+    app.state.keystore = KeyStore(settings.postsales_api_keys)
+    app.state.metrics = metrics
+    app.state.settings = settings
+    install_error_handlers(app)
+
+    async def on_replay(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, IdempotentReplay)
+        return replay_response(exc)
+
+    app.add_exception_handler(IdempotentReplay, on_replay)
+    app.add_middleware(RequestContextMiddleware, metrics=metrics, max_body_bytes=settings.max_body_bytes)
+    app.include_router(ops_router())
+    for router in defn.routers:
+        app.include_router(router)
+    return app
+
+
+async def _start_bus(defn: ServiceDefinition, ctx: ServiceContext) -> None:
+    s = ctx.settings
+    topics = [s.topic(t) for t in TOPICS] + [s.topic(dlq_topic(t)) for t in TOPICS]
+    try:
+        await asyncio.wait_for(ensure_topics(s.kafka_bootstrap_servers, topics,
+                                             partitions=s.kafka_topic_partitions), timeout=15)
+    except Exception as exc:  # the broker may come later; producers/consumers retry on their own
+        log.warning("could not ensure topics yet (%s: %s)", type(exc).__name__, exc)
+    ctx.producer = make_producer(s.kafka_bootstrap_servers, client_id=f"{defn.name}-relay")
+    ctx.relay = OutboxRelay(
+        table=ctx.infra.outbox, session_factory=ctx.session_factory, producer=ctx.producer,
+        topic_prefix=s.kafka_topic_prefix, poll_interval=s.outbox_poll_interval, metrics=ctx.metrics,
+    )
+    ctx.tasks.append(asyncio.create_task(ctx.relay.run(), name=f"{defn.name}:relay"))
+    for spec in defn.consumers:
+        consumer = EventConsumer(
+            name=spec.name, topics=spec.topics, bootstrap=s.kafka_bootstrap_servers,
+            session_factory=ctx.session_factory, infra=ctx.infra, handler=spec.handler,
+            batch_handler=spec.batch_handler, topic_prefix=s.kafka_topic_prefix, dlq_producer=ctx.producer,
+            max_retries=s.consumer_max_retries, retry_backoff=s.consumer_retry_backoff,
+            batch_size=spec.batch_size or s.consumer_batch_size, metrics=ctx.metrics,
+        )
+        ctx.consumers.append(consumer)
+        ctx.tasks.append(asyncio.create_task(consumer.run(), name=f"{defn.name}:{spec.name}"))
+
+
+async def _guard(loop: BackgroundLoop, ctx: ServiceContext) -> None:
+    """Run a background loop; log and restart it if it crashes, until the service stops."""
+    while not ctx.stopping.is_set():
+        try:
+            await loop(ctx)
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("background loop %s crashed; restarting", loop.__name__)
+            await asyncio.sleep(1)
+
+
+async def _stop(ctx: ServiceContext) -> None:
+    ctx.stopping.set()
+    for c in ctx.consumers:
+        c.stop()
+    if ctx.relay:
+        ctx.relay.stop()
+    if ctx.tasks:
+        _, pending = await asyncio.wait(ctx.tasks, timeout=10)
+        for t in pending:
+            t.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+    if ctx.producer is not None:
+        with contextlib.suppress(Exception):
+            await ctx.producer.stop()
+
+
+def get_ctx(request: Request) -> ServiceContext:
+    ctx: ServiceContext = request.app.state.ctx
+    return ctx
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """The request's session: commits when the endpoint succeeds, rolls back when it raises."""
+    ctx = get_ctx(request)
+    async with ctx.session_factory() as session:
+        try:
+            yield session
+            await session.commit()
+        except BaseException:
+            await session.rollback()
+            raise
+        if session.info.get("outbox_dirty") and ctx.relay is not None:
+            ctx.relay.notify()
+
+
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+ContextDep = Annotated[ServiceContext, Depends(get_ctx)]
+
+
+def ops_router() -> APIRouter:
+    router = APIRouter(tags=["operations"])
+
+    @router.get("/healthz", summary="Liveness")
+    async def healthz() -> dict[str, str]:
+        """The process is up."""
+        return {"status": "ok"}
+
+    @router.get("/readyz", summary="Readiness", responses={503: {"description": "database or broker down"}})
+    async def readyz(request: Request) -> JSONResponse:
+        """Ready when the database answers and the broker is reachable; 503 otherwise."""
+        ctx = get_ctx(request)
+        checks: dict[str, str] = {}
+        try:
+            async with ctx.engine.connect() as conn:
+                await asyncio.wait_for(conn.execute(text("SELECT 1")), timeout=3)
+            checks["database"] = "ok"
+        except Exception as exc:
+            checks["database"] = f"down: {type(exc).__name__}"
+        if ctx.settings.run_consumers:
+            checks["broker"] = await _broker_check(ctx)
+        ok = all(v == "ok" for v in checks.values())
+        return JSONResponse({"status": "ready" if ok else "unavailable", "checks": checks},
+                            status_code=200 if ok else 503)
+
+    @router.get("/metrics", summary="Prometheus metrics", response_class=PlainTextResponse)
+    async def metrics(request: Request) -> PlainTextResponse:
+        """Prometheus text exposition: requests, consumer lag, outbox backlog, DLQ count, latencies."""
+        ctx = get_ctx(request)
+        try:
+            async with ctx.session_factory() as session:
+                ctx.metrics.outbox_backlog.set(await outbox_backlog(session, ctx.infra.outbox))
+        except Exception as exc:
+            log.warning("metrics: outbox backlog unavailable (%s)", type(exc).__name__)
+        return PlainTextResponse(generate_latest(ctx.metrics.registry).decode(),
+                                 media_type=CONTENT_TYPE_LATEST)
+
+    return router
+
+
+async def _broker_check(ctx: ServiceContext) -> str:
+    producer = ctx.producer
+    if producer is None or ctx.relay is None or not ctx.relay.started.is_set():
+        return "down: not connected"
+    try:
+        await asyncio.wait_for(producer.client.fetch_all_metadata(), timeout=3)
+        return "ok"
+    except Exception as exc:
+        return f"down: {type(exc).__name__}"

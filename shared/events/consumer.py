@@ -1,0 +1,305 @@
+"""Idempotent Kafka consumers with bounded retries and a dead-letter topic.
+
+For each ``getmany()`` batch the consumer, in ONE database transaction, drops the events this
+consumer already processed (by ``source`` + ``id``), records the new ones as processed and runs
+the handler; only after that transaction commits does it commit the partitions' offsets. A crash
+between the two replays the batch, and the dedup table makes the replay a no-op.
+
+A message that cannot be parsed or validated goes straight to ``<topic>.dlq``. A batch whose
+handler fails is retried with backoff; if it still fails, events are retried one at a time and
+the ones that keep failing go to the DLQ with the error and their original coordinates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.abc import ConsumerRebalanceListener
+from aiokafka.errors import CommitFailedError, KafkaError
+from sqlalchemy import insert, select
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from shared.db import InfraTables, utcnow
+from shared.events.envelope import CloudEvent, InvalidEvent
+from shared.events.kafka import start_with_retry
+from shared.events.registry import dlq_topic, validate_event
+from shared.observability import Metrics, reset_event_id, set_event_id
+
+log = logging.getLogger("postsales.consumer")
+
+EventHandler = Callable[[AsyncSession, CloudEvent], Awaitable[None]]
+BatchHandler = Callable[[AsyncSession, Sequence[CloudEvent]], Awaitable[None]]
+
+
+class PermanentError(Exception):
+    """Raised by a handler for an event that can never succeed: it goes to the DLQ without retries."""
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """A message read from Kafka together with its parsed event."""
+
+    record: ConsumerRecord
+    topic: str  # the logical topic (without the deployment prefix)
+    event: CloudEvent
+
+
+class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, consumer: EventConsumer) -> None:
+        self.consumer = consumer
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        # Let the batch in hand finish and commit before the partitions move elsewhere.
+        async with self.consumer._processing:
+            pass
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        return None
+
+
+class EventConsumer:
+    """One consumer group member. Give it ``handler`` (per event) or ``batch_handler`` (per batch)."""
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        topics: Sequence[str],
+        bootstrap: str,
+        session_factory: async_sessionmaker[AsyncSession],
+        infra: InfraTables,
+        handler: EventHandler | None = None,
+        batch_handler: BatchHandler | None = None,
+        topic_prefix: str = "",
+        dlq_producer: AIOKafkaProducer,
+        max_retries: int = 3,
+        retry_backoff: float = 0.2,
+        batch_size: int = 1000,
+        validate: bool = True,
+        metrics: Metrics | None = None,
+    ) -> None:
+        if (handler is None) == (batch_handler is None):
+            raise ValueError("give exactly one of handler or batch_handler")
+        self.name = name
+        self.topics = list(topics)
+        self.topic_prefix = topic_prefix
+        self.session_factory = session_factory
+        self.processed = infra.processed_events
+        self.handler = handler
+        self.batch_handler = batch_handler
+        self.dlq_producer = dlq_producer
+        self.max_retries = max_retries
+        self.retry_backoff = retry_backoff
+        self.batch_size = batch_size
+        self.validate = validate
+        self.metrics = metrics
+        self.kafka = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap,
+            group_id=name,
+            client_id=name,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_partition_fetch_bytes=4 * 1024 * 1024,
+            fetch_max_wait_ms=100,
+            session_timeout_ms=10000,
+            heartbeat_interval_ms=1000,
+        )
+        self._processing = asyncio.Lock()
+        self._stop = asyncio.Event()
+        self.started = asyncio.Event()
+        self.stats = {"applied": 0, "duplicates": 0, "dlq": 0}
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def _start(self) -> None:
+        # Subscribing before start() lets start() join the group at once; subscribing after it
+        # costs a metadata round of several seconds on some brokers.
+        self.kafka.subscribe([self.topic_prefix + t for t in self.topics], listener=_Listener(self))
+        await self.kafka.start()
+
+    async def run(self) -> None:
+        if not await start_with_retry(self._start, what=f"consumer {self.name}", stop=self._stop):
+            return
+        self.started.set()
+        try:
+            while not self._stop.is_set():
+                try:
+                    batch = await self.kafka.getmany(timeout_ms=200, max_records=self.batch_size)
+                except KafkaError as exc:
+                    log.warning("consumer %s: fetch failed (%s)", self.name, exc)
+                    await asyncio.sleep(1)
+                    continue
+                if not batch:
+                    continue
+                async with self._processing:
+                    await self._handle_fetch(batch)
+                self._update_lag(batch)
+        finally:
+            await self.kafka.stop()
+
+    async def _handle_fetch(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
+        deliveries: list[Delivery] = []
+        for tp, records in batch.items():
+            logical = tp.topic.removeprefix(self.topic_prefix)
+            for rec in records:
+                try:
+                    event = CloudEvent.from_bytes(rec.value)
+                    if self.validate:
+                        validate_event(event, topic=logical)
+                except InvalidEvent as exc:
+                    await self._dead_letter(rec, f"invalid event: {exc}")
+                    continue
+                deliveries.append(Delivery(rec, logical, event))
+        try:
+            await self._apply(deliveries)
+        except _Stopping:
+            return  # nothing committed: the batch is read again on restart
+        except Exception as exc:
+            # The batch still fails after retries: isolate the poison message(s).
+            log.warning("consumer %s: batch of %d failed (%s); retrying one by one",
+                        self.name, len(deliveries), exc)
+            for d in deliveries:
+                try:
+                    await self._apply([d])
+                except _Stopping:
+                    return
+                except Exception as one_exc:
+                    await self._dead_letter(d.record, f"handler failed: {type(one_exc).__name__}: {one_exc}")
+        offsets = {tp: records[-1].offset + 1 for tp, records in batch.items()}
+        try:
+            await self.kafka.commit(offsets)
+        except (CommitFailedError, KafkaError) as exc:
+            # Partitions moved or the broker blipped; whoever reads them next dedups what we applied.
+            log.warning("consumer %s: offset commit failed (%s)", self.name, exc)
+
+    async def _apply(self, deliveries: list[Delivery]) -> None:
+        """Apply deliveries in one transaction, retrying transient failures with backoff."""
+        if not deliveries:
+            return
+        attempt = 0
+        while True:
+            if self._stop.is_set():
+                raise _Stopping
+            try:
+                await self._apply_once(deliveries)
+                return
+            except PermanentError:
+                raise
+            except Exception as exc:
+                attempt += 1
+                if is_infrastructure_error(exc):
+                    # The database (not the event) is the problem: wait for it, never dead-letter.
+                    delay = min(self.retry_backoff * 2 ** min(attempt, 6), 5.0)
+                    if attempt == 1 or attempt % 20 == 0:
+                        log.warning("consumer %s: database unavailable (%s); waiting", self.name, exc)
+                    await asyncio.sleep(delay)
+                    continue
+                if attempt > self.max_retries:
+                    raise
+                delay = self.retry_backoff * 2 ** (attempt - 1)
+                log.info("consumer %s: attempt %d failed (%s: %s); retrying in %.2fs",
+                         self.name, attempt, type(exc).__name__, exc, delay)
+                await asyncio.sleep(delay)
+
+    async def _apply_once(self, deliveries: list[Delivery]) -> None:
+        started = time.perf_counter()
+        seen: set[tuple[str, str]] = set()
+        unique: list[Delivery] = []
+        for d in deliveries:
+            if d.event.dedup_key not in seen:
+                seen.add(d.event.dedup_key)
+                unique.append(d)
+        async with self.session_factory() as session, session.begin():
+            done = await self._already_processed(session, [d.event.dedup_key for d in unique])
+            fresh = [d for d in unique if d.event.dedup_key not in done]
+            if fresh:
+                now = utcnow()
+                await session.execute(insert(self.processed), [
+                    {"consumer": self.name, "source": d.event.source, "event_id": d.event.id, "processed_at": now}
+                    for d in fresh
+                ])
+                events = [d.event for d in fresh]
+                if self.batch_handler is not None:
+                    await self.batch_handler(session, events)
+                else:
+                    assert self.handler is not None
+                    for ev in events:
+                        token = set_event_id(ev.id)
+                        try:
+                            await self.handler(session, ev)
+                        finally:
+                            reset_event_id(token)
+        dups = len(deliveries) - len(fresh)
+        self.stats["applied"] += len(fresh)
+        self.stats["duplicates"] += dups
+        if self.metrics:
+            self.metrics.events_consumed.labels(self.name, "applied").inc(len(fresh))
+            if dups:
+                self.metrics.events_consumed.labels(self.name, "duplicate").inc(dups)
+            self.metrics.handler_latency.labels(self.name).observe(time.perf_counter() - started)
+
+    async def _already_processed(self, session: AsyncSession, keys: list[tuple[str, str]]) -> set[tuple[str, str]]:
+        t = self.processed
+        found: set[tuple[str, str]] = set()
+        for i in range(0, len(keys), 400):
+            chunk = keys[i:i + 400]
+            ids = {k[1] for k in chunk}
+            rows = await session.execute(
+                select(t.c.source, t.c.event_id).where(t.c.consumer == self.name, t.c.event_id.in_(ids))
+            )
+            found.update((s, e) for s, e in rows.all())
+        return found & set(keys)
+
+    async def _dead_letter(self, rec: ConsumerRecord, error: str) -> None:
+        headers = list(rec.headers or []) + [
+            ("dlq_error", error[:2000].encode()),
+            ("dlq_original_topic", rec.topic.encode()),
+            ("dlq_original_partition", str(rec.partition).encode()),
+            ("dlq_original_offset", str(rec.offset).encode()),
+            ("dlq_consumer", self.name.encode()),
+        ]
+        topic = dlq_topic(rec.topic)
+        while True:
+            try:
+                await self.dlq_producer.send_and_wait(topic, value=rec.value, key=rec.key, headers=headers)
+                break
+            except KafkaError as exc:
+                if self._stop.is_set():
+                    raise
+                log.warning("consumer %s: DLQ publish failed (%s); retrying", self.name, exc)
+                await asyncio.sleep(1)
+        self.stats["dlq"] += 1
+        log.error("consumer %s: message %s[%d]@%d dead-lettered: %s",
+                  self.name, rec.topic, rec.partition, rec.offset, error)
+        if self.metrics:
+            self.metrics.dlq_messages.labels(self.name, rec.topic).inc()
+            self.metrics.events_consumed.labels(self.name, "dead_lettered").inc()
+
+    def _update_lag(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
+        if not self.metrics:
+            return
+        for tp in batch:
+            hw = self.kafka.highwater(tp)
+            if hw is not None:
+                lag = max(0, hw - batch[tp][-1].offset - 1)
+                self.metrics.consumer_lag.labels(self.name, tp.topic, str(tp.partition)).set(lag)
+
+
+class _Stopping(Exception):
+    """The consumer is stopping while a batch waits on the database: leave its offsets alone."""
+
+
+def is_infrastructure_error(exc: BaseException) -> bool:
+    """Whether ``exc`` means the database is unreachable or busy, rather than a bad event."""
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    if isinstance(exc, OperationalError | InterfaceError | ConnectionError | TimeoutError):
+        return True
+    return isinstance(exc, OSError)

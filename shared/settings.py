@@ -1,0 +1,100 @@
+"""Settings shared by every service, read from the environment with pydantic-settings.
+
+Every variable can be overridden per service by prefixing it with the service name, e.g.
+``HANDOFF_DATABASE_URL`` wins over ``DATABASE_URL`` for the handoff service.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any, ClassVar
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SCOPES: frozenset[str] = frozenset(
+    {
+        "handoff:read",
+        "handoff:write",
+        "lifecycle:read",
+        "lifecycle:write",
+        "metrics:read",
+        "events:write",
+        "alerts:read",
+        "alerts:write",
+        "admin",
+    }
+)
+
+_PLACEHOLDER_TOKENS = frozenset({"changeme", "change-me", "secret", "token", "password", "test", "dev"})
+
+
+def hash_token(token: str) -> str:
+    """The ``sha256:<hex>`` form of a token, as accepted in ``POSTSALES_API_KEYS``."""
+    return "sha256:" + hashlib.sha256(token.encode()).hexdigest()
+
+
+class ServiceSettings(BaseSettings):
+    """Configuration common to every service. Subclasses set ``service_name``."""
+
+    service_name: ClassVar[str] = "service"
+    default_port: ClassVar[int] = 8000
+
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+
+    database_url: str | None = Field(default=None, description="SQLAlchemy async URL; SQLite file if unset.")
+    kafka_bootstrap_servers: str = Field(default="127.0.0.1:9092")
+    kafka_topic_prefix: str = Field(default="", description="Prepended to every topic name (shared clusters).")
+    kafka_topic_partitions: int = Field(default=6, ge=1)
+    postsales_api_keys: dict[str, list[str]] = Field(default_factory=dict)
+    postsales_data_dir: Path = Field(default=Path("data"))
+    host: str = "127.0.0.1"
+    port: int = 0
+    log_level: str = "INFO"
+    max_body_bytes: int = Field(default=2_000_000, description="Larger request bodies get 413.")
+    outbox_poll_interval: float = Field(default=0.2, gt=0)
+    consumer_max_retries: int = Field(default=3, ge=0)
+    consumer_retry_backoff: float = Field(default=0.2, ge=0)
+    consumer_batch_size: int = Field(default=1000, ge=1)
+    run_consumers: bool = Field(default=True, description="Start the Kafka consumers and outbox relay.")
+
+    def __init__(self, **values: Any) -> None:
+        prefix = f"{self.service_name.upper()}_"
+        for name in type(self).model_fields:
+            key = prefix + name.upper()
+            if name not in values and key in os.environ:
+                values[name] = os.environ[key]
+        super().__init__(**values)
+        if not self.port:
+            self.port = self.default_port
+
+    @field_validator("postsales_api_keys", mode="before")
+    @classmethod
+    def _parse_keys(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = json.loads(value) if value.strip() else {}
+        if not isinstance(value, dict):
+            raise ValueError("POSTSALES_API_KEYS must be a JSON object of token -> [scopes]")
+        for token, scopes in value.items():
+            if not isinstance(scopes, list) or not all(isinstance(s, str) for s in scopes):
+                raise ValueError("each POSTSALES_API_KEYS entry must map to a list of scope strings")
+            unknown = set(scopes) - SCOPES
+            if unknown:
+                raise ValueError(f"unknown scopes in POSTSALES_API_KEYS: {sorted(unknown)}")
+            plain = token.removeprefix("sha256:")
+            if plain.lower() in _PLACEHOLDER_TOKENS or (not token.startswith("sha256:") and len(plain) < 16):
+                raise ValueError("POSTSALES_API_KEYS holds a placeholder or too-short token (need >= 16 chars)")
+        return value
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        self.postsales_data_dir.mkdir(parents=True, exist_ok=True)
+        return f"sqlite+aiosqlite:///{self.postsales_data_dir / (self.service_name + '.db')}"
+
+    def topic(self, name: str) -> str:
+        return self.kafka_topic_prefix + name
