@@ -93,7 +93,7 @@ def create_service_app(defn: ServiceDefinition, settings: ServiceSettings) -> Fa
         app.state.ctx = ctx
         if defn.on_startup:
             await defn.on_startup(ctx)
-        if settings.run_consumers:
+        if settings.run_relay or settings.run_consumers:
             await _start_bus(defn, ctx)
         for loop in defn.loops:
             ctx.tasks.append(asyncio.create_task(_guard(loop, ctx), name=f"{defn.name}:{loop.__name__}"))
@@ -139,8 +139,13 @@ async def _start_bus(defn: ServiceDefinition, ctx: ServiceContext) -> None:
         table=ctx.infra.outbox, session_factory=ctx.session_factory, producer=ctx.producer,
         topic_prefix=s.kafka_topic_prefix, poll_interval=s.outbox_poll_interval, metrics=ctx.metrics,
     )
-    ctx.tasks.append(asyncio.create_task(ctx.relay.run(), name=f"{defn.name}:relay"))
-    for spec in defn.consumers:
+    if s.run_relay:
+        ctx.tasks.append(asyncio.create_task(ctx.relay.run(), name=f"{defn.name}:relay"))
+    else:
+        # The producer is still needed for dead-lettering and readiness.
+        await ctx.producer.start()
+        ctx.relay.started.set()
+    for spec in (defn.consumers if s.run_consumers else ()):
         consumer = EventConsumer(
             name=spec.name, topics=spec.topics, bootstrap=s.kafka_bootstrap_servers,
             session_factory=ctx.session_factory, infra=ctx.infra, handler=spec.handler,
@@ -223,7 +228,7 @@ def ops_router() -> APIRouter:
             checks["database"] = "ok"
         except Exception as exc:
             checks["database"] = f"down: {type(exc).__name__}"
-        if ctx.settings.run_consumers:
+        if ctx.settings.run_relay or ctx.settings.run_consumers:
             checks["broker"] = await _broker_check(ctx)
         ok = all(v == "ok" for v in checks.values())
         return JSONResponse({"status": "ready" if ok else "unavailable", "checks": checks},

@@ -59,7 +59,8 @@ class ServiceSettings(BaseSettings):
     consumer_max_retries: int = Field(default=3, ge=0)
     consumer_retry_backoff: float = Field(default=0.2, ge=0)
     consumer_batch_size: int = Field(default=1000, ge=1)
-    run_consumers: bool = Field(default=True, description="Start the Kafka consumers and outbox relay.")
+    run_consumers: bool = Field(default=True, description="Start the service's Kafka consumers.")
+    run_relay: bool = Field(default=True, description="Start the outbox relay (publishes to Kafka).")
 
     def __init__(self, **values: Any) -> None:
         prefix = f"{self.service_name.upper()}_"
