@@ -158,7 +158,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def on_db_unavailable(request: Request, exc: Exception) -> JSONResponse:
         log.error("database unavailable: %s", type(exc).__name__)
-        err = ServiceUnavailable("a backing service (database) is unavailable; retry later", headers={"Retry-After": "5"})
+        err = ServiceUnavailable("a backing service (database) is unavailable; retry later",
+                                 headers={"Retry-After": "5"})
         return problem_response(503, err.to_problem(request.url.path), err.headers)
 
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:

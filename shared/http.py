@@ -7,7 +7,7 @@ import datetime as dt
 import hashlib
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Annotated, Any, Generic, TypeVar
 
@@ -50,8 +50,9 @@ def _default(o: Any) -> Any:
 def _hook(d: dict[str, Any]) -> Any:
     if set(d) == {"$t", "$k"}:
         kind, text = d["$k"], d["$t"]
-        return {"dt": dt.datetime.fromisoformat, "d": dt.date.fromisoformat, "dec": Decimal,
-                "uuid": uuid.UUID}[kind](text)
+        parsers: dict[str, Callable[[str], Any]] = {
+            "dt": dt.datetime.fromisoformat, "d": dt.date.fromisoformat, "dec": Decimal, "uuid": uuid.UUID}
+        return parsers[kind](text)
     return d
 
 
@@ -87,7 +88,7 @@ async def keyset_page(
     if len(rows) > limit:
         rows = rows[:limit]
         last = rows[-1]
-        next_cursor = encode_cursor([getattr(last, c.key) for c in order_by])  # type: ignore[attr-defined]
+        next_cursor = encode_cursor([getattr(last, str(c.key)) for c in order_by])
     return rows, next_cursor
 
 

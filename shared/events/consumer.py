@@ -107,7 +107,8 @@ class EventConsumer:
             auto_offset_reset="earliest",
             max_partition_fetch_bytes=4 * 1024 * 1024,
             fetch_max_wait_ms=100,
-            session_timeout_ms=10000,
+            session_timeout_ms=6000,
+            rebalance_timeout_ms=6000,
             heartbeat_interval_ms=1000,
         )
         self._processing = asyncio.Lock()
@@ -258,7 +259,8 @@ class EventConsumer:
         return found & set(keys)
 
     async def _dead_letter(self, rec: ConsumerRecord, error: str) -> None:
-        headers = list(rec.headers or []) + [
+        headers = [
+            *(rec.headers or []),
             ("dlq_error", error[:2000].encode()),
             ("dlq_original_topic", rec.topic.encode()),
             ("dlq_original_partition", str(rec.partition).encode()),

@@ -8,6 +8,7 @@ producer nor transactions: we never ask for them. Exactly-once in effect comes f
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Iterable
 
@@ -67,8 +68,6 @@ async def start_with_retry(start: object, *, what: str, stop: asyncio.Event, del
             attempt += 1
             if attempt == 1 or attempt % 30 == 0:
                 log.warning("%s: broker not reachable yet (%s); retrying", what, type(exc).__name__)
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=min(delay * attempt, 5.0))
-            except TimeoutError:
-                pass
     return False

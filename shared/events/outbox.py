@@ -12,16 +12,17 @@ consumers drop the duplicate by event id.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from collections.abc import Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
-from sqlalchemy import Row, Table, func, select, update
+from sqlalchemy import Table, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from shared.db import is_sqlite, utcnow
+from shared.db import utcnow
 from shared.events.envelope import CloudEvent
 from shared.events.kafka import start_with_retry
 from shared.events.registry import validate_event
@@ -59,7 +60,7 @@ class Outbox:
                 "headers": headers, "created_at": utcnow(), "attempts": 0}
 
 
-def publishable(batch: Sequence[Row[Any]], pending_by_key: dict[str, list[int]]) -> list[Row[Any]]:
+def publishable(batch: Sequence[Any], pending_by_key: dict[str, list[int]]) -> list[Any]:
     """The rows of ``batch`` that can go now: for each key, the run of its oldest pending rows
     that are all in the batch (a row whose older same-key sibling is elsewhere must wait)."""
     in_batch = {r.id for r in batch}
@@ -117,15 +118,14 @@ class OutboxRelay:
             if sent:
                 continue
             self._wake.clear()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self.poll_interval)
-            except TimeoutError:
-                pass
 
     async def relay_once(self) -> int:
         """One pass: publish up to ``batch_size`` rows; returns how many were marked published."""
         async with self.session_factory() as session:
-            sqlite = is_sqlite(session.bind.url.drivername if session.bind else "")
+            bind = session.get_bind()
+            sqlite = bind.dialect.name == "sqlite"
             if sqlite:
                 async with session.begin():
                     batch, pending = await self._claim(session, lock=False)
@@ -143,7 +143,7 @@ class OutboxRelay:
                 await self._mark(session, ok, failed)
             return len(ok)
 
-    async def _claim(self, session: AsyncSession, *, lock: bool) -> tuple[list[Row[Any]], dict[str, list[int]]]:
+    async def _claim(self, session: AsyncSession, *, lock: bool) -> tuple[list[Any], dict[str, list[int]]]:
         t = self.table
         q = (select(t.c.id, t.c.event_id, t.c.topic, t.c.key, t.c.payload, t.c.headers)
              .where(t.c.published_at.is_(None)).order_by(t.c.id).limit(self.batch_size))
@@ -162,7 +162,7 @@ class OutboxRelay:
             pending.setdefault(key, []).append(row_id)
         return batch, pending
 
-    async def _publish(self, rows: Sequence[Row[Any]]) -> tuple[list[int], dict[int, str]]:
+    async def _publish(self, rows: Sequence[Any]) -> tuple[list[int], dict[int, str]]:
         futures = []
         for r in rows:
             headers = [(k, str(v).encode()) for k, v in (r.headers or {}).items()]

@@ -192,7 +192,7 @@ class AlertPayload(Payload):
 
 @dataclass(frozen=True)
 class EventType:
-    type: str
+    name: str
     topic: str
     schema: type[Payload]
     description: str
@@ -202,7 +202,7 @@ _TYPES = [
     EventType("postsales.handoff.submitted", HANDOFF_TOPIC, HandoffPayload, "A handoff was submitted for acceptance."),
     EventType("postsales.handoff.accepted", HANDOFF_TOPIC, HandoffPayload, "The post-sales owner accepted a handoff."),
     EventType("postsales.handoff.returned", HANDOFF_TOPIC, HandoffPayload, "A handoff was returned to presales."),
-    EventType("postsales.commitment.updated", HANDOFF_TOPIC, CommitmentUpdated, "A promised commitment changed status."),
+    EventType("postsales.commitment.updated", HANDOFF_TOPIC, CommitmentUpdated, "A commitment changed status."),
     EventType("postsales.account.created", LIFECYCLE_TOPIC, AccountPayload, "An account was created."),
     EventType("postsales.account.updated", LIFECYCLE_TOPIC, AccountPayload, "An account's facts changed."),
     EventType("postsales.account.stage_changed", LIFECYCLE_TOPIC, StageChanged, "An account moved stage."),
@@ -222,7 +222,7 @@ _TYPES = [
     EventType("postsales.alert.fired", ALERTS_TOPIC, AlertPayload, "An alert fired."),
     EventType("postsales.alert.resolved", ALERTS_TOPIC, AlertPayload, "An alert was resolved."),
 ]
-EVENT_TYPES: dict[str, EventType] = {t.type: t for t in _TYPES}
+EVENT_TYPES: dict[str, EventType] = {t.name: t for t in _TYPES}
 USAGE_PREFIX = "usage."
 
 

@@ -89,9 +89,10 @@ async def eventually(check: Callable[[], Awaitable[T]], *, timeout: float = 20.0
     last: Any = None
     while True:
         try:
-            last = await check()
-            if last:
-                return last
+            result = await check()
+            if result:
+                return result
+            last = result
         except AssertionError as exc:
             last = exc
         if time.monotonic() > deadline:

@@ -65,7 +65,7 @@ class DatabaseFactory:
         self.root = root
         self.pg_url = pg_url
         self.run_id = uuid.uuid4().hex[:8]
-        self.templates: dict[str, str] = {}
+        self.templates: dict[str, str] = {}  # service -> template database (file path or name)
         self.created: list[str] = []
         self.counter = 0
 
@@ -76,15 +76,24 @@ class DatabaseFactory:
     def new(self, service: str) -> str:
         self.counter += 1
         if self.pg_url is None:
-            template = self._sqlite_template(service)
             path = self.root / f"{service}-{self.counter}.db"
-            shutil.copyfile(template, path)
+            shutil.copyfile(self._sqlite_template(service), path)
             return f"sqlite+aiosqlite:///{path}"
-        template = self._pg_template(service)
+        pg_template = self._pg_template(service)
         name = f"ps_{self.run_id}_{service}_{self.counter}"
-        self._pg_exec(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+        self._pg_exec(f'CREATE DATABASE "{name}" TEMPLATE "{pg_template}"')
         self.created.append(name)
         return self._pg_url_for(name)
+
+    def empty(self, name: str) -> str:
+        """A new database with no tables (for tests that build their own schema)."""
+        self.counter += 1
+        if self.pg_url is None:
+            return f"sqlite+aiosqlite:///{self.root / f'{name}-{self.counter}.db'}"
+        dbname = f"ps_{self.run_id}_{name}_{self.counter}"
+        self._pg_exec(f'CREATE DATABASE "{dbname}"')
+        self.created.append(dbname)
+        return self._pg_url_for(dbname)
 
     def _sqlite_template(self, service: str) -> Path:
         path = self.root / f"template-{service}.db"
@@ -178,10 +187,14 @@ def service_settings(
 ) -> Callable[..., Any]:
     """Build settings for a service: a fresh database unless ``database_url`` is given."""
 
-    def build(name: str, **overrides: Any) -> Any:
-        _, settings_cls, _ = service_module(name)
+    def build(name: str, *, settings_cls: type[Any] | None = None, **overrides: Any) -> Any:
+        if settings_cls is None:
+            _, settings_cls, _ = service_module(name)
+            database_url = overrides.pop("database_url", None) or database_factory.new(name)
+        else:
+            database_url = overrides.pop("database_url", None) or database_factory.empty(name)
         values: dict[str, Any] = {
-            "database_url": overrides.pop("database_url", None) or database_factory.new(name),
+            "database_url": database_url,
             "kafka_bootstrap_servers": kafka_bootstrap,
             "kafka_topic_prefix": topic_prefix,
             "kafka_topic_partitions": 4,

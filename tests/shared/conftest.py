@@ -10,14 +10,19 @@ from sqlalchemy import func, select
 
 from shared.app import create_service_app
 from shared.db import create_engine
+from shared.settings import ServiceSettings
 from shared.testing import ADMIN_TOKEN, RunningService
 from tests.shared import demo
+
+
+class DemoSettings(ServiceSettings):
+    service_name = "demo"
 
 
 async def create_demo_tables(url: str) -> None:
     engine = create_engine(url)
     async with engine.begin() as conn:
-        await conn.run_sync(demo.Base.metadata.create_all)
+        await conn.run_sync(demo.Base.metadata.create_all)  # demo tables plus the infrastructure tables
     await engine.dispose()
 
 
@@ -28,7 +33,7 @@ def demo_service(service_settings: Callable[..., Any]) -> Callable[..., Any]:
     @contextlib.asynccontextmanager
     async def start(*, batch: bool = False, consumer_name: str = "demo-consumer",
                     **overrides: Any) -> AsyncIterator[RunningService]:
-        settings = service_settings("handoff", **overrides)
+        settings = service_settings("demo", settings_cls=DemoSettings, **overrides)
         await create_demo_tables(settings.effective_database_url)
         app = create_service_app(demo.definition(batch=batch, consumer_name=consumer_name), settings)
         async with app.router.lifespan_context(app):

@@ -1,0 +1,150 @@
+"""Idempotent consumers on the real broker: crash-replay, DLQ, consumer groups, batch mode."""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from sqlalchemy import select
+
+from shared.events import CloudEvent
+from shared.events.registry import LIFECYCLE_TOPIC, dlq_topic
+from shared.testing import eventually
+from tests.shared import demo
+from tests.shared.conftest import count
+
+
+def ev(account: str, seq: int, name: str = "ok", id: str | None = None) -> CloudEvent:
+    return CloudEvent.new(type="postsales.account.updated", source="/tests", subject=account,
+                          data={"account_id": account, "name": name, "seats": seq}, id=id)
+
+
+async def applied_ids(svc) -> list[str]:
+    async with svc.ctx.session_factory() as s:
+        return list((await s.execute(select(demo.Applied.event_id))).scalars())
+
+
+async def test_crash_after_db_commit_before_offset_commit_applies_nothing_twice(demo_service, kafka) -> None:
+    events = [ev(f"a{i % 7}", i) for i in range(120)]
+    await kafka.publish(LIFECYCLE_TOPIC, events)
+    async with demo_service(run_relay=False) as svc:
+        consumer = svc.ctx.consumers[0]
+
+        async def no_offset_commit(*args, **kwargs) -> None:
+            # The process "dies" right after its DB transaction: offsets are never committed.
+            return None
+
+        consumer.kafka.commit = no_offset_commit
+        await eventually(lambda: _has(svc, 120))
+        database_url = svc.settings.database_url
+
+    # The same consumer group comes back on the same database and re-reads from the last commit (none).
+    async with demo_service(run_relay=False, database_url=database_url) as svc:
+        consumer = svc.ctx.consumers[0]
+        await eventually(lambda: _stat(consumer, "duplicates", 120), message="replayed batch not seen")
+        ids = await applied_ids(svc)
+        assert len(ids) == 120 and set(ids) == {e.id for e in events}
+        # And now the offsets are committed, so a third start reads nothing.
+        tps = [TopicPartition(svc.settings.kafka_topic_prefix + LIFECYCLE_TOPIC, p) for p in range(4)]
+        committed = [await consumer.kafka.committed(tp) for tp in tps]
+        assert sum(c or 0 for c in committed) == 120
+
+
+async def _has(svc, n: int) -> bool:
+    return len(await applied_ids(svc)) == n
+
+
+async def _stat(consumer, key: str, n: int) -> bool:
+    return consumer.stats[key] >= n
+
+
+async def test_poison_messages_go_to_the_dlq_and_the_next_message_is_processed(demo_service, kafka) -> None:
+    good_before = ev("acct", 1)
+    handler_poison = ev("acct", 2, name=demo.POISON_NAME)
+    permanent = ev("acct", 3, name="permanent")
+    schema_bad = {"specversion": "1.0", "id": "x1", "source": "/tests", "type": "postsales.account.updated",
+                  "time": "2026-11-23T00:00:00Z", "subject": "acct", "data": {"seats": 1}}  # no account_id
+    unknown_type = {"specversion": "1.0", "id": "x2", "source": "/tests", "type": "postsales.nope",
+                    "time": "2026-11-23T00:00:00Z", "subject": "acct", "data": {}}
+    good_after = ev("acct", 4)
+    await kafka.publish(LIFECYCLE_TOPIC, [good_before, b"{not json", handler_poison, schema_bad], key="acct")
+    await kafka.publish(LIFECYCLE_TOPIC, [unknown_type, permanent, good_after], key="acct")
+
+    async with demo_service(run_relay=False, consumer_max_retries=2) as svc:
+        await eventually(lambda: _has(svc, 2))
+        assert set(await applied_ids(svc)) == {good_before.id, good_after.id}
+        dlq = await eventually(lambda: _dlq(kafka, 5), message="5 messages in the DLQ")
+        errors = {r.offset: dict(r.headers) for r in dlq}
+        assert len(dlq) == 5
+        by_error = sorted(h["dlq_error"].decode().split(":")[0] for h in errors.values())
+        assert by_error == ["handler failed", "handler failed", "invalid event", "invalid event", "invalid event"]
+        for h in errors.values():
+            assert h["dlq_original_topic"].decode() == svc.settings.kafka_topic_prefix + LIFECYCLE_TOPIC
+            assert int(h["dlq_original_offset"]) >= 0
+            assert h["dlq_consumer"] == b"demo-consumer"
+        poison_record = next(r for r in dlq if b"always" in dict(r.headers)["dlq_error"])
+        assert CloudEvent.from_bytes(poison_record.value).id == handler_poison.id
+        metrics = (await svc.client.get("/metrics")).text
+        assert 'dlq_messages_total{consumer="demo-consumer"' in metrics
+
+
+async def _dlq(kafka, n: int):
+    records = await kafka.read_all(dlq_topic(LIFECYCLE_TOPIC), settle=0.2)
+    return records if len(records) >= n else None
+
+
+async def test_two_consumers_in_one_group_split_partitions_and_apply_each_event_once(demo_service, kafka) -> None:
+    events = [ev(f"acct-{i % 40}", i) for i in range(400)]
+    async with demo_service(run_relay=False) as first:
+        url = first.settings.database_url
+        async with demo_service(run_relay=False, database_url=url) as second:
+            c1, c2 = first.ctx.consumers[0], second.ctx.consumers[0]
+
+            async def balanced() -> bool:
+                a, b = c1.kafka.assignment(), c2.kafka.assignment()
+                return bool(a) and bool(b) and not (a & b) and len(a | b) == 4
+
+            await eventually(balanced, timeout=40, message="partitions split between two members")
+            await kafka.publish(LIFECYCLE_TOPIC, events)
+            await eventually(lambda: _has(first, 400), timeout=30)
+            assert c1.stats["applied"] > 0 and c2.stats["applied"] > 0
+            assert c1.stats["applied"] + c2.stats["applied"] == 400
+            ids = await applied_ids(first)
+            assert len(ids) == len(set(ids)) == 400
+
+
+async def test_batch_handler_applies_a_fetch_in_one_transaction_and_dedups_within_it(demo_service, kafka) -> None:
+    events = [ev(f"b{i % 3}", i) for i in range(50)]
+    duplicated = events + events[:10] + [ev("b0", 999, id=events[0].id)]  # same id again, different body
+    await kafka.publish(LIFECYCLE_TOPIC, duplicated)
+    async with demo_service(run_relay=False, batch=True) as svc:
+        await eventually(lambda: _has(svc, 50))
+        await asyncio.sleep(0.3)
+        assert len(await applied_ids(svc)) == 50
+        assert svc.ctx.consumers[0].stats["duplicates"] == 11
+        assert await count(svc, svc.ctx.infra.processed_events) == 50
+
+
+async def test_offsets_are_not_committed_while_the_database_is_unavailable(demo_service, kafka) -> None:
+    async with demo_service(run_relay=False) as svc:
+        consumer = svc.ctx.consumers[0]
+        await eventually(lambda: _assigned(consumer))
+        real_factory = consumer.session_factory
+
+        class Down:
+            def __call__(self):
+                raise ConnectionRefusedError("database is down")
+
+        consumer.session_factory = Down()  # type: ignore[assignment]
+        await kafka.publish(LIFECYCLE_TOPIC, [ev("z", i) for i in range(5)], key="z")
+        await asyncio.sleep(1.0)
+        tp_list = list(consumer.kafka.assignment())
+        committed = [await consumer.kafka.committed(tp) for tp in tp_list]
+        assert all(c in (None, 0) for c in committed)
+        assert consumer.stats["dlq"] == 0
+        consumer.session_factory = real_factory
+        await eventually(lambda: _has(svc, 5))
+
+
+async def _assigned(consumer: AIOKafkaConsumer) -> bool:
+    return bool(consumer.kafka.assignment())
