@@ -1,0 +1,106 @@
+"""`make run`'s runner as a real process tree: four healthy services, clean Ctrl-C, a dead child reported."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from shared.events.broker import free_port
+
+SERVICES = ("handoff", "lifecycle", "metrics", "notifier")
+
+
+def children_of(pid: int) -> list[int]:
+    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True).stdout
+    return [int(p) for p in out.split()]
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat")
+    return stat.exists() and stat.read_text().split()[2] != "Z"
+
+
+def get(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as r:
+            return r.status
+    except urllib.error.HTTPError as e:
+        return e.code
+    except OSError:
+        return 0
+
+
+@pytest.fixture
+def runner(tmp_path: Path):
+    ports = {name: free_port() for name in SERVICES}
+    env = {k: v for k, v in os.environ.items() if k not in ("KAFKA_BOOTSTRAP_SERVERS", "POSTSALES_API_KEYS",
+                                                             "DATABASE_URL")}
+    env |= {f"{n.upper()}_PORT": str(p) for n, p in ports.items()}
+    env |= {"POSTSALES_DATA_DIR": str(tmp_path / "data"), "POSTSALES_BROKER_PORT": str(free_port())}
+    log = open(tmp_path / "run.log", "wb")
+    proc = subprocess.Popen([sys.executable, "-m", "deploy.run"], env=env, stdout=log, stderr=subprocess.STDOUT,
+                            cwd=Path(__file__).parents[2])
+    try:
+        yield proc, ports, tmp_path / "run.log"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        log.close()
+
+
+def wait_healthy(ports: dict[str, int], proc: subprocess.Popen, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, "runner exited early"
+        if all(get(f"http://127.0.0.1:{p}/healthz") == 200 for p in ports.values()):
+            return
+        time.sleep(0.3)
+    raise AssertionError("services not healthy")
+
+
+def test_run_brings_up_all_four_and_ctrl_c_leaves_no_orphans(runner) -> None:
+    proc, ports, log = runner
+    wait_healthy(ports, proc)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not all(
+            get(f"http://127.0.0.1:{p}/readyz") == 200 for p in ports.values()):
+        time.sleep(0.3)
+    assert all(get(f"http://127.0.0.1:{p}/readyz") == 200 for p in ports.values())
+    while "all four services are up" not in log.read_text() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    text = log.read_text()
+    assert "development token (admin): dev-" in text
+    token = text.split("development token (admin): ")[1].split()[0]
+    assert (Path(log).parent / "data" / "dev-token").read_text().strip() == token
+    assert oct((Path(log).parent / "data" / "dev-token").stat().st_mode & 0o777) == "0o600"
+    kids = children_of(proc.pid)
+    assert len(kids) >= 5  # four services and the broker
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=30) == 0
+    time.sleep(0.5)
+    assert [k for k in kids if alive(k)] == []
+    assert "[run] stopped" in log.read_text()
+
+
+def test_a_child_that_dies_is_reported_and_the_suite_stops(runner) -> None:
+    proc, ports, log = runner
+    wait_healthy(ports, proc)
+    kids = children_of(proc.pid)
+    victim = next(k for k in kids if "services.metrics" in Path(f"/proc/{k}/cmdline").read_text())
+    os.kill(victim, signal.SIGKILL)
+    assert proc.wait(timeout=30) == 1
+    assert "service metrics exited with code -9" in log.read_text()
+    time.sleep(0.5)
+    assert [k for k in kids if alive(k)] == []
