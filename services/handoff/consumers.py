@@ -1,0 +1,31 @@
+"""Event handlers: lifecycle's task events for commitment tasks update the ledger."""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.handoff.commitments.service import apply_task_event
+from services.handoff.models import infra
+from shared.app import ConsumerSpec
+from shared.events import CloudEvent
+from shared.events.outbox import Outbox
+from shared.events.registry import LIFECYCLE_TOPIC, TaskPayload, parse_data
+
+TASK_EVENTS = frozenset({"postsales.task.completed", "postsales.task.overdue"})
+_outbox = Outbox(infra.outbox)
+
+
+async def on_lifecycle_event(session: AsyncSession, event: CloudEvent) -> None:
+    """`task.completed` marks the task's commitment delivered; `task.overdue` marks it at risk."""
+    if event.type not in TASK_EVENTS:
+        return
+    data = parse_data(event, TaskPayload)
+    if not data.commitment_id:
+        return
+    handoff_id = event.data.get("handoff_id")
+    await apply_task_event(session, _outbox, event_type=event.type, commitment_id=data.commitment_id,
+                           handoff_id=handoff_id if isinstance(handoff_id, str) else None, task_id=data.task_id,
+                           at=event.time)
+
+
+CONSUMERS = [ConsumerSpec(name="handoff-commitments", topics=[LIFECYCLE_TOPIC], handler=on_lifecycle_event)]

@@ -1,0 +1,43 @@
+"""Dependencies shared by the routers: scopes, idempotency, settings, validated path ids."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Path, Request
+
+from services.handoff.models import Handoff, infra
+from services.handoff.settings import Settings
+from shared.app import SessionDep
+from shared.auth import Principal, require
+from shared.errors import NotFound
+from shared.http import Idempotency, idempotency_dependency
+
+ReadScope = Annotated[Principal, Depends(require("handoff:read"))]
+WriteScope = Annotated[Principal, Depends(require("handoff:write"))]
+IdempotencyDep = Annotated[Idempotency, idempotency_dependency(infra.idempotency_keys)]
+HandoffId = Annotated[str, Path(max_length=36, description="The handoff id.")]
+CommitmentId = Annotated[str, Path(max_length=36, description="The commitment id.")]
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+async def valid_handoff_id(handoff_id: HandoffId, session: SessionDep) -> Handoff:
+    handoff = await session.get(Handoff, handoff_id)
+    if handoff is None:
+        raise NotFound(f"handoff {handoff_id} does not exist")
+    return handoff
+
+
+ValidHandoff = Annotated[Handoff, Depends(valid_handoff_id)]
+
+
+def actor_of(principal: Principal, given: str | None) -> str:
+    """Who did it: the name given in the request, else the calling key's id."""
+    return given or f"key:{principal.key_id}"
