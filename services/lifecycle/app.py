@@ -3,24 +3,55 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import cast
 
 from fastapi import FastAPI
 
+from services.lifecycle.accounts.endpoints import router as accounts_router
+from services.lifecycle.consumers import CONSUMER_NAME, make_handler
 from services.lifecycle.models import infra
+from services.lifecycle.opportunities.endpoints import router as opportunities_router
+from services.lifecycle.renewals.endpoints import router as renewals_router
+from services.lifecycle.scheduler import scheduler_loop
 from services.lifecycle.settings import Settings
-from shared.app import ServiceDefinition, create_service_app
+from services.lifecycle.tasks.endpoints import router as tasks_router
+from services.lifecycle.timeline.endpoints import router as timeline_router
+from services.lifecycle.touchpoints.endpoints import router as touchpoints_router
+from shared.app import ConsumerSpec, ServiceDefinition, create_service_app
+from shared.events.registry import HANDOFF_TOPIC, LIFECYCLE_TOPIC, METRICS_TOPIC
 from shared.settings import ServiceSettings
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
+TAGS = [
+    {"name": "accounts", "description": "Customer accounts and their stage machine "
+                                        "(onboarding → adoption → expansion → renewal; churned from any)."},
+    {"name": "tasks", "description": "Onboarding milestones, promised-commitment tasks and ad-hoc tasks."},
+    {"name": "touchpoints", "description": "Check-ins, trainings, QBRs, EBRs."},
+    {"name": "opportunities", "description": "Upsell and cross-sell opportunities."},
+    {"name": "renewals", "description": "Renewal outcomes and upcoming renewals."},
+    {"name": "timeline", "description": "Everything that happened to an account, newest first."},
+]
+
 
 def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     """Build the lifecycle app; settings default to the environment."""
+    s = cast(Settings, settings or Settings())
     definition = ServiceDefinition(
         name="lifecycle",
         title="Lifecycle service",
-        description="Lifecycle service of the post-sales suite.",
+        description=(
+            "Accounts from accepted handoffs, the stage machine, onboarding plans and tasks, touchpoints, "
+            "opportunities, renewals (with renewal-window events) and account timelines. Consumes "
+            "`postsales.handoff.v1` and `postsales.metrics.v1`; produces `postsales.lifecycle.v1`."
+        ),
         infra=infra,
-        routers=[],
+        routers=[accounts_router, tasks_router, touchpoints_router, opportunities_router, renewals_router,
+                 timeline_router],
+        consumers=[ConsumerSpec(name=CONSUMER_NAME, topics=[HANDOFF_TOPIC, METRICS_TOPIC],
+                                handler=make_handler(s))],
+        loops=[scheduler_loop] if s.run_scheduler else [],
+        produces=[LIFECYCLE_TOPIC],
+        openapi_tags=TAGS,
     )
-    return create_service_app(definition, settings or Settings())
+    return create_service_app(definition, s)

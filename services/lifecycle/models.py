@@ -2,6 +2,212 @@
 
 from __future__ import annotations
 
-from shared.db import make_base
+import datetime as dt
+from decimal import ROUND_HALF_EVEN, Decimal
+from typing import TYPE_CHECKING, Any
 
-Base, infra = make_base()
+from sqlalchemy import (
+    ColumnElement,
+    Date,
+    Float,
+    ForeignKey,
+    Index,
+    Numeric,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, QueryableAttribute, mapped_column
+from sqlalchemy.types import TypeEngine
+
+from shared.db import BigIntPK, InfraTables, make_base, utcnow
+
+if TYPE_CHECKING:
+    # make_base() returns a class object, which mypy cannot use as a base class; it sees this instead.
+    class Base(DeclarativeBase):
+        pass
+
+    infra: InfraTables
+else:
+    Base, infra = make_base()
+
+
+def keyset(*attrs: QueryableAttribute[Any]) -> list[ColumnElement[Any]]:
+    """Mapped attributes as the column expressions `keyset_page` orders and pages by."""
+    return [a.expression for a in attrs]
+
+CENT = Decimal("0.01")
+
+
+def quantize_money(value: Decimal) -> Decimal:
+    return value.quantize(CENT, rounding=ROUND_HALF_EVEN)
+
+
+class Money(TypeDecorator[Decimal]):
+    """An exact amount with two decimals: NUMERIC(18,2) on PostgreSQL, text on SQLite (which has no decimal)."""
+
+    impl = Numeric(18, 2)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(String(40))
+        return dialect.type_descriptor(Numeric(18, 2))
+
+    def process_bind_param(self, value: Decimal | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        amount = quantize_money(Decimal(value))
+        return str(amount) if dialect.name == "sqlite" else amount
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
+        return None if value is None else quantize_money(Decimal(str(value)))
+
+
+class Account(Base):
+    __tablename__ = "accounts"
+
+    id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    name: Mapped[str] = mapped_column(String(300))
+    segment: Mapped[str | None] = mapped_column(String(100), index=True)
+    plan: Mapped[str | None] = mapped_column(String(100))
+    stage: Mapped[str] = mapped_column(String(20), index=True)
+    owner: Mapped[str | None] = mapped_column(String(200), index=True)
+    seats: Mapped[int | None]
+    arr: Mapped[Decimal | None] = mapped_column(Money)
+    currency: Mapped[str | None] = mapped_column(String(3))
+    contract_start: Mapped[dt.date | None] = mapped_column(Date)
+    renewal_date: Mapped[dt.date | None] = mapped_column(Date, index=True)
+    handoff_id: Mapped[str | None] = mapped_column(String(200))
+    crm_opportunity_id: Mapped[str | None] = mapped_column(String(200))
+    onboarding_completed_at: Mapped[dt.datetime | None]
+    stage_changed_at: Mapped[dt.datetime]
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class StageChange(Base):
+    __tablename__ = "stage_changes"
+    __table_args__ = (UniqueConstraint("account_id", "seq"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), index=True)
+    seq: Mapped[int] = mapped_column(doc="1, 2, … per account: the history's order even when times tie.")
+    from_stage: Mapped[str | None] = mapped_column(String(20))
+    to_stage: Mapped[str] = mapped_column(String(20))
+    reason: Mapped[str | None] = mapped_column(Text)
+    actor: Mapped[str | None] = mapped_column(String(200))
+    at: Mapped[dt.datetime]
+
+
+class Task(Base):
+    __tablename__ = "tasks"
+    __table_args__ = (
+        UniqueConstraint("account_id", "milestone"),
+        UniqueConstraint("account_id", "commitment_id"),
+        Index("ix_tasks_status_due_date", "status", "due_date"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(20))  # milestone | commitment | task
+    milestone: Mapped[str | None] = mapped_column(String(64))
+    title: Mapped[str] = mapped_column(String(300))
+    description: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(20))
+    owner: Mapped[str | None] = mapped_column(String(200))
+    due_date: Mapped[dt.date | None] = mapped_column(Date)
+    commitment_id: Mapped[str | None] = mapped_column(String(200))
+    handoff_id: Mapped[str | None] = mapped_column(String(200))
+    completed_at: Mapped[dt.datetime | None]
+    overdue_notified_at: Mapped[dt.datetime | None]
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class Touchpoint(Base):
+    __tablename__ = "touchpoints"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    notes: Mapped[str | None] = mapped_column(Text)
+    attendees: Mapped[list[Any]]
+    actor: Mapped[str | None] = mapped_column(String(200))
+    at: Mapped[dt.datetime]
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class Opportunity(Base):
+    __tablename__ = "opportunities"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    title: Mapped[str | None] = mapped_column(String(300))
+    amount: Mapped[Decimal] = mapped_column(Money)
+    currency: Mapped[str] = mapped_column(String(3))
+    status: Mapped[str] = mapped_column(String(10))
+    owner: Mapped[str | None] = mapped_column(String(200))
+    notes: Mapped[str | None] = mapped_column(Text)
+    expected_close_date: Mapped[dt.date | None] = mapped_column(Date)
+    closed_at: Mapped[dt.datetime | None]
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class Renewal(Base):
+    __tablename__ = "renewals"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), index=True)
+    outcome: Mapped[str] = mapped_column(String(10))
+    arr_before: Mapped[Decimal] = mapped_column(Money)
+    arr_after: Mapped[Decimal] = mapped_column(Money)
+    currency: Mapped[str | None] = mapped_column(String(3))
+    renewal_date: Mapped[dt.date | None] = mapped_column(Date)
+    next_renewal_date: Mapped[dt.date | None] = mapped_column(Date)
+    notes: Mapped[str | None] = mapped_column(Text)
+    actor: Mapped[str | None] = mapped_column(String(200))
+    recorded_at: Mapped[dt.datetime]
+
+
+class RenewalWindowFired(Base):
+    """One row per (account, renewal date, window): the scheduler's exactly-once ledger."""
+
+    __tablename__ = "renewal_windows_fired"
+
+    account_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    renewal_date: Mapped[dt.date] = mapped_column(Date, primary_key=True)
+    window_days: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    fired_at: Mapped[dt.datetime]
+
+
+class AccountHealth(Base):
+    """The latest health from metrics; kept apart from accounts because it may arrive first."""
+
+    __tablename__ = "account_health"
+
+    account_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    score: Mapped[float] = mapped_column(Float)
+    band: Mapped[str] = mapped_column(String(10), index=True)
+    as_of: Mapped[dt.datetime]
+    event_id: Mapped[str] = mapped_column(String(200))
+    factors: Mapped[list[Any]]
+
+
+class TimelineEntry(Base):
+    __tablename__ = "timeline"
+    __table_args__ = (Index("ix_timeline_account_id_occurred_at", "account_id", "occurred_at"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    account_id: Mapped[str] = mapped_column(String(200))
+    type: Mapped[str] = mapped_column(String(200))
+    summary: Mapped[str] = mapped_column(String(500))
+    actor: Mapped[str | None] = mapped_column(String(200))
+    event_id: Mapped[str | None] = mapped_column(String(200))
+    data: Mapped[dict[str, Any]]
+    occurred_at: Mapped[dt.datetime]
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

@@ -1,0 +1,60 @@
+"""Dependencies shared by the lifecycle routers: scopes, the clock, settings, validated path ids."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, cast
+
+from fastapi import Depends, Path
+
+from services.lifecycle import clock
+from services.lifecycle.accounts import repository as accounts_repo
+from services.lifecycle.models import Account, infra
+from services.lifecycle.settings import Settings
+from shared.app import ContextDep, SessionDep
+from shared.auth import Principal, require
+from shared.errors import NotFound
+from shared.http import Idempotency, idempotency_dependency
+
+ReadScope = Annotated[Principal, Depends(require("lifecycle:read"))]
+WriteScope = Annotated[Principal, Depends(require("lifecycle:write"))]
+IdempotencyDep = Annotated[Idempotency, idempotency_dependency(infra.idempotency_keys)]
+
+AccountIdPath = Annotated[str, Path(min_length=1, max_length=200, description="The account id.")]
+
+
+def current_time(ctx: ContextDep) -> dt.datetime:
+    return clock.now(ctx)
+
+
+def lifecycle_settings(ctx: ContextDep) -> Settings:
+    return cast(Settings, ctx.settings)
+
+
+NowDep = Annotated[dt.datetime, Depends(current_time)]
+SettingsDep = Annotated[Settings, Depends(lifecycle_settings)]
+
+
+async def valid_account(account_id: AccountIdPath, session: SessionDep) -> Account:
+    account = await accounts_repo.get(session, account_id)
+    if account is None:
+        raise NotFound(f"account {account_id} does not exist")
+    return account
+
+
+async def valid_account_for_update(account_id: AccountIdPath, session: SessionDep) -> Account:
+    """The account, row-locked (PostgreSQL) so that concurrent writes to it serialize."""
+    account = await accounts_repo.get(session, account_id, lock=True)
+    if account is None:
+        raise NotFound(f"account {account_id} does not exist")
+    return account
+
+
+AccountDep = Annotated[Account, Depends(valid_account)]
+LockedAccountDep = Annotated[Account, Depends(valid_account_for_update)]
+
+
+def actor_of(principal: Principal, given: str | None = None) -> str:
+    """Who acted: the name given in the request, else the API key's opaque id."""
+    return given or f"key:{principal.key_id}"
+

@@ -1,0 +1,71 @@
+"""Queries on tasks."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.lifecycle.models import Account, Task, keyset
+from shared.http import keyset_page
+
+PLAN_KINDS = ("milestone", "commitment")
+OPEN_STATUSES = ("open", "in_progress")
+
+
+async def get(session: AsyncSession, account_id: str, task_id: str, *, lock: bool = False) -> Task | None:
+    stmt = select(Task).where(Task.id == task_id, Task.account_id == account_id)
+    if lock:
+        stmt = stmt.with_for_update()
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def page(session: AsyncSession, account_id: str, *, status: str | None, kind: str | None,
+               overdue_before: dt.date | None, cursor: str | None, limit: int) -> tuple[list[Task], str | None]:
+    """An account's tasks in plan order (oldest first)."""
+    stmt = select(Task).where(Task.account_id == account_id)
+    if status:
+        stmt = stmt.where(Task.status == status)
+    if kind:
+        stmt = stmt.where(Task.kind == kind)
+    if overdue_before is not None:
+        stmt = stmt.where(Task.status.in_(OPEN_STATUSES), Task.due_date < overdue_before)
+    return await keyset_page(session, stmt, order_by=keyset(Task.created_at, Task.id), cursor=cursor, limit=limit,
+                             descending=False)
+
+
+async def plan_tasks(session: AsyncSession, account_ids: Sequence[str]) -> dict[str, list[Task]]:
+    """The onboarding-plan tasks (milestones and commitments) of each account."""
+    out: dict[str, list[Task]] = {a: [] for a in account_ids}
+    if not account_ids:
+        return out
+    rows = await session.execute(select(Task).where(Task.account_id.in_(account_ids), Task.kind.in_(PLAN_KINDS)))
+    for task in rows.scalars():
+        out[task.account_id].append(task)
+    return out
+
+
+async def commitment_ids(session: AsyncSession, account_id: str) -> set[str]:
+    rows = await session.execute(select(Task.commitment_id).where(
+        Task.account_id == account_id, Task.commitment_id.is_not(None)))
+    return {c for c in rows.scalars() if c is not None}
+
+
+async def due_for_overdue_notice(session: AsyncSession, *, today: dt.date, limit: int) -> list[Task]:
+    """Open tasks past their due date not yet announced, of live accounts; locked (SKIP LOCKED) on PostgreSQL."""
+    stmt = (select(Task).join(Account, Account.id == Task.account_id)
+            .where(Task.status.in_(OPEN_STATUSES), Task.due_date < today, Task.overdue_notified_at.is_(None),
+                   Account.stage != "churned")
+            .order_by(Task.due_date, Task.id).limit(limit)
+            .with_for_update(skip_locked=True, of=Task))
+    return list((await session.execute(stmt)).scalars())
+
+
+async def claim_overdue_notice(session: AsyncSession, task_id: str, at: dt.datetime) -> bool:
+    """Mark the task's overdue notice as sent; False when another pass already did."""
+    result = await session.execute(
+        update(Task).where(Task.id == task_id, Task.overdue_notified_at.is_(None))
+        .values(overdue_notified_at=at).execution_options(synchronize_session=False))
+    return bool(getattr(result, "rowcount", 0) == 1)
