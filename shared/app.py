@@ -6,13 +6,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Annotated, Any
 
+import fastapi_offline
 from fastapi import APIRouter, Depends, FastAPI, Request
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
+from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -20,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from shared.auth import KeyStore
 from shared.db import InfraTables, create_engine, create_sessionmaker
 from shared.errors import install_error_handlers
+from shared.events import asyncapi
 from shared.events.consumer import BatchHandler, EventConsumer, EventHandler
 from shared.events.kafka import ensure_topics, make_producer
 from shared.events.outbox import Outbox, OutboxRelay, outbox_backlog
@@ -107,7 +113,7 @@ def create_service_app(defn: ServiceDefinition, settings: ServiceSettings) -> Fa
 
     app = FastAPI(
         title=defn.title, description=defn.description, version=defn.version, lifespan=lifespan,
-        openapi_tags=defn.openapi_tags,
+        openapi_tags=defn.openapi_tags, docs_url=None, redoc_url=None,
     )
     app.state.keystore = KeyStore(settings.postsales_api_keys)
     app.state.metrics = metrics
@@ -121,6 +127,15 @@ def create_service_app(defn: ServiceDefinition, settings: ServiceSettings) -> Fa
     app.add_exception_handler(IdempotentReplay, on_replay)
     app.add_middleware(RequestContextMiddleware, metrics=metrics, max_body_bytes=settings.max_body_bytes)
     app.include_router(ops_router())
+    install_offline_docs(app)
+    consumed = [t for spec in defn.consumers for t in spec.topics]
+    asyncapi_doc = asyncapi.build(title=f"{defn.title} events", produces=defn.produces, consumes=consumed)
+
+    @app.get("/asyncapi.json", tags=["operations"], summary="AsyncAPI of this service's topics")
+    async def asyncapi_json() -> dict[str, Any]:
+        """AsyncAPI 3.0 document of the topics this service produces and consumes, from the event registry."""
+        return asyncapi_doc
+
     for router in defn.routers:
         app.include_router(router)
     return app
@@ -138,6 +153,7 @@ async def _start_bus(defn: ServiceDefinition, ctx: ServiceContext) -> None:
     ctx.relay = OutboxRelay(
         table=ctx.infra.outbox, session_factory=ctx.session_factory, producer=ctx.producer,
         topic_prefix=s.kafka_topic_prefix, poll_interval=s.outbox_poll_interval, metrics=ctx.metrics,
+        retention=dt.timedelta(hours=s.outbox_retention_hours),
     )
     if s.run_relay:
         ctx.tasks.append(asyncio.create_task(ctx.relay.run(), name=f"{defn.name}:relay"))
@@ -152,6 +168,7 @@ async def _start_bus(defn: ServiceDefinition, ctx: ServiceContext) -> None:
             batch_handler=spec.batch_handler, topic_prefix=s.kafka_topic_prefix, dlq_producer=ctx.producer,
             max_retries=s.consumer_max_retries, retry_backoff=s.consumer_retry_backoff,
             batch_size=spec.batch_size or s.consumer_batch_size, metrics=ctx.metrics,
+            after_commit=ctx.relay.notify,
         )
         ctx.consumers.append(consumer)
         ctx.tasks.append(asyncio.create_task(consumer.run(), name=f"{defn.name}:{spec.name}"))
@@ -184,6 +201,28 @@ async def _stop(ctx: ServiceContext) -> None:
     if ctx.producer is not None:
         with contextlib.suppress(Exception):
             await ctx.producer.stop()
+
+
+DOCS_ASSETS = Path(fastapi_offline.__file__).parent / "static"
+
+
+def install_offline_docs(app: FastAPI) -> None:
+    """Serve /docs and /redoc with self-hosted assets: they work inside a closed network."""
+    app.mount("/docs-assets", StaticFiles(directory=DOCS_ASSETS), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json", title=f"{app.title} - API docs",
+            swagger_js_url="/docs-assets/swagger-ui-bundle.js", swagger_css_url="/docs-assets/swagger-ui.css",
+            swagger_favicon_url="/docs-assets/favicon.png",
+        )
+
+    @app.get("/redoc", include_in_schema=False)
+    async def redoc() -> HTMLResponse:
+        return get_redoc_html(openapi_url="/openapi.json", title=f"{app.title} - API reference",
+                              redoc_js_url="/docs-assets/redoc.standalone.js",
+                              redoc_favicon_url="/docs-assets/favicon.png", with_google_fonts=False)
 
 
 def get_ctx(request: Request) -> ServiceContext:

@@ -56,6 +56,7 @@ class ServiceSettings(BaseSettings):
     log_level: str = "INFO"
     max_body_bytes: int = Field(default=2_000_000, description="Larger request bodies get 413.")
     outbox_poll_interval: float = Field(default=0.2, gt=0)
+    outbox_retention_hours: float = Field(default=168, gt=0, description="Published outbox rows kept this long.")
     consumer_max_retries: int = Field(default=3, ge=0)
     consumer_retry_backoff: float = Field(default=0.2, ge=0)
     consumer_batch_size: int = Field(default=1000, ge=1)

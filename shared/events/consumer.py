@@ -83,6 +83,7 @@ class EventConsumer:
         batch_size: int = 1000,
         validate: bool = True,
         metrics: Metrics | None = None,
+        after_commit: Callable[[], None] | None = None,
     ) -> None:
         if (handler is None) == (batch_handler is None):
             raise ValueError("give exactly one of handler or batch_handler")
@@ -99,6 +100,7 @@ class EventConsumer:
         self.batch_size = batch_size
         self.validate = validate
         self.metrics = metrics
+        self.after_commit = after_commit
         self.kafka = AIOKafkaConsumer(
             bootstrap_servers=bootstrap,
             group_id=name,
@@ -237,6 +239,8 @@ class EventConsumer:
                             await self.handler(session, ev)
                         finally:
                             reset_event_id(token)
+        if session.info.get("outbox_dirty") and self.after_commit is not None:
+            self.after_commit()  # the handler emitted events: wake the relay now
         dups = len(deliveries) - len(fresh)
         self.stats["applied"] += len(fresh)
         self.stats["duplicates"] += dups

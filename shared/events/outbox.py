@@ -13,13 +13,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import json
 import logging
+import time
 from collections.abc import Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
-from sqlalchemy import Table, func, select, update
+from sqlalchemy import Table, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.db import utcnow
@@ -78,7 +80,8 @@ class OutboxRelay:
 
     def __init__(self, *, table: Table, session_factory: async_sessionmaker[AsyncSession],
                  producer: AIOKafkaProducer, topic_prefix: str = "", poll_interval: float = 0.2,
-                 batch_size: int = 1000, metrics: Metrics | None = None, publish_timeout: float = 20.0) -> None:
+                 batch_size: int = 1000, metrics: Metrics | None = None, publish_timeout: float = 20.0,
+                 retention: dt.timedelta = dt.timedelta(days=7)) -> None:
         self.table = table
         self.session_factory = session_factory
         self.producer = producer
@@ -87,6 +90,8 @@ class OutboxRelay:
         self.batch_size = batch_size
         self.metrics = metrics
         self.publish_timeout = publish_timeout
+        self.retention = retention
+        self._last_purge = 0.0
         self._wake = asyncio.Event()
         self._stop = asyncio.Event()
         self.started = asyncio.Event()
@@ -117,6 +122,7 @@ class OutboxRelay:
                 await asyncio.sleep(min(0.2 * 2**failures, 5.0))
             if sent:
                 continue
+            await self._maybe_purge()
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self.poll_interval)
@@ -142,6 +148,19 @@ class OutboxRelay:
                 ok, failed = await self._publish(publishable(batch, pending))
                 await self._mark(session, ok, failed)
             return len(ok)
+
+    async def _maybe_purge(self) -> None:
+        """Delete rows published longer ago than ``retention`` (at most once a minute)."""
+        now = time.monotonic()
+        if now - self._last_purge < 60:
+            return
+        self._last_purge = now
+        t = self.table
+        try:
+            async with self.session_factory() as session, session.begin():
+                await session.execute(delete(t).where(t.c.published_at < utcnow() - self.retention))
+        except Exception as exc:
+            log.warning("outbox purge failed (%s)", type(exc).__name__)
 
     async def _claim(self, session: AsyncSession, *, lock: bool) -> tuple[list[Any], dict[str, list[int]]]:
         t = self.table

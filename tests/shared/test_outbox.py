@@ -193,3 +193,24 @@ async def test_published_rows_are_marked(demo_service) -> None:
                 return row.published_at is not None
 
         await eventually(marked)
+
+
+async def test_relay_purges_published_rows_past_retention_and_keeps_pending_ones(demo_service) -> None:
+    import datetime as dt
+
+    from sqlalchemy import update
+
+    async with demo_service(run_relay=False, run_consumers=False) as svc:
+        ctx = svc.ctx
+        async with ctx.session_factory() as session, session.begin():
+            await ctx.outbox.add_many(session, [account_event("a", i) for i in range(3)])
+        t = ctx.infra.outbox
+        old = dt.datetime.now(dt.UTC) - dt.timedelta(days=30)
+        async with ctx.session_factory() as session, session.begin():
+            await session.execute(update(t).where(t.c.id == 1).values(published_at=old))
+            await session.execute(update(t).where(t.c.id == 2).values(published_at=dt.datetime.now(dt.UTC)))
+        relay = OutboxRelay(table=t, session_factory=ctx.session_factory, producer=None,  # type: ignore[arg-type]
+                            retention=dt.timedelta(days=7))
+        await relay._maybe_purge()
+        async with ctx.session_factory() as s:
+            assert sorted((await s.execute(select(t.c.id))).scalars()) == [2, 3]
