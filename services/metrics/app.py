@@ -6,12 +6,33 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
+from services.metrics.consumers import CONSUMERS
+from services.metrics.health.endpoints import router as health_router
+from services.metrics.ingest.endpoints import router as ingest_router
+from services.metrics.kpis.endpoints import router as kpis_router
 from services.metrics.models import infra
+from services.metrics.scheduler import health_scorer
 from services.metrics.settings import Settings
+from services.metrics.usage.endpoints import router as usage_router
 from shared.app import ServiceDefinition, create_service_app
+from shared.events.registry import FEEDBACK_TOPIC, METRICS_TOPIC, USAGE_TOPIC
 from shared.settings import ServiceSettings
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+
+DESCRIPTION = """Usage ingestion at volume, surveys and support tickets, daily rollups, KPIs and
+explainable account health scores.
+
+Usage and feedback events arrive on `postsales.usage.v1` / `postsales.feedback.v1` or through
+`POST /v1/events`; a usage event is counted once per (`source`, `id`), in the UTC day it happened.
+"""
+
+TAGS = [
+    {"name": "ingest", "description": "Event and survey ingestion."},
+    {"name": "usage", "description": "Daily usage rollups and their rebuild from raw events."},
+    {"name": "kpis", "description": "Post-sales KPIs with numerators and denominators."},
+    {"name": "health", "description": "Explainable health scores and the health model."},
+]
 
 
 def create_app(settings: ServiceSettings | None = None) -> FastAPI:
@@ -19,8 +40,12 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     definition = ServiceDefinition(
         name="metrics",
         title="Metrics service",
-        description="Metrics service of the post-sales suite.",
+        description=DESCRIPTION,
         infra=infra,
-        routers=[],
+        routers=[ingest_router, usage_router, kpis_router, health_router],
+        consumers=CONSUMERS,
+        loops=[health_scorer],
+        produces=[USAGE_TOPIC, FEEDBACK_TOPIC, METRICS_TOPIC],
+        openapi_tags=TAGS,
     )
     return create_service_app(definition, settings or Settings())

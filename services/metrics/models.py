@@ -1,7 +1,197 @@
-"""Database models of the metrics service."""
+"""Database models of the metrics service.
+
+Raw usage events are append-only and keyed by (source, event_id): that key is the usage dedup.
+Rollups are kept incrementally (one upsert per batch) and can be rebuilt from the raw events.
+Money is stored as decimal strings and summed in Python with ``Decimal``.
+"""
 
 from __future__ import annotations
 
-from shared.db import make_base
+import datetime as dt
+from typing import TYPE_CHECKING, Any
 
-Base, infra = make_base()
+from sqlalchemy import Float, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from shared.db import InfraTables, make_base
+
+if TYPE_CHECKING:
+    # make_base() returns a class as a variable, which mypy refuses as a base class.
+    from sqlalchemy.orm import DeclarativeBase
+
+    Base = DeclarativeBase
+    infra: InfraTables
+else:
+    Base, infra = make_base()
+
+ID = 200  # the longest id we accept (account ids, user ids, features, ticket ids)
+
+
+class UsageEvent(Base):
+    """One usage event as received (append-only; the source of truth for recompute)."""
+
+    __tablename__ = "usage_events"
+    source: Mapped[str] = mapped_column(String(500), primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    account_id: Mapped[str] = mapped_column(String(ID))
+    type: Mapped[str] = mapped_column(String(200))
+    user_id: Mapped[str] = mapped_column(String(ID))
+    feature: Mapped[str | None] = mapped_column(String(ID))
+    quantity: Mapped[float] = mapped_column(Float)
+    occurred_at: Mapped[dt.datetime]
+    day: Mapped[dt.date]
+    received_at: Mapped[dt.datetime]
+
+    __table_args__ = (Index("ix_usage_events_account_id_day", "account_id", "day"),
+                      Index("ix_usage_events_day", "day"))
+
+
+class UsageDaily(Base):
+    __tablename__ = "usage_daily"
+    account_id: Mapped[str] = mapped_column(String(ID), primary_key=True)
+    day: Mapped[dt.date] = mapped_column(primary_key=True)
+    events: Mapped[float] = mapped_column(Float)
+    event_count: Mapped[int] = mapped_column(Integer)
+    active_users: Mapped[int] = mapped_column(Integer)
+
+
+class UsageDailyType(Base):
+    __tablename__ = "usage_daily_types"
+    account_id: Mapped[str] = mapped_column(String(ID), primary_key=True)
+    day: Mapped[dt.date] = mapped_column(primary_key=True)
+    type: Mapped[str] = mapped_column(String(200), primary_key=True)
+    events: Mapped[float] = mapped_column(Float)
+
+
+class UsageDailyFeature(Base):
+    __tablename__ = "usage_daily_features"
+    account_id: Mapped[str] = mapped_column(String(ID), primary_key=True)
+    day: Mapped[dt.date] = mapped_column(primary_key=True)
+    feature: Mapped[str] = mapped_column(String(ID), primary_key=True)
+    events: Mapped[float] = mapped_column(Float)
+
+
+class UsageDailyUser(Base):
+    """Who was active on a day; inserting with ON CONFLICT DO NOTHING counts each user once."""
+
+    __tablename__ = "usage_daily_users"
+    account_id: Mapped[str] = mapped_column(String(ID), primary_key=True)
+    day: Mapped[dt.date] = mapped_column(primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(ID), primary_key=True)
+
+
+class Survey(Base):
+    __tablename__ = "surveys"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    source: Mapped[str] = mapped_column(String(500))
+    event_id: Mapped[str] = mapped_column(String(200))
+    account_id: Mapped[str] = mapped_column(String(ID), index=True)
+    kind: Mapped[str] = mapped_column(String(10))
+    score: Mapped[int] = mapped_column(Integer)
+    respondent: Mapped[str | None] = mapped_column(String(320))
+    comment: Mapped[str | None] = mapped_column(Text)
+    responded_at: Mapped[dt.datetime] = mapped_column(index=True)
+
+    __table_args__ = (UniqueConstraint("source", "event_id"),)
+
+
+class Ticket(Base):
+    __tablename__ = "tickets"
+    ticket_id: Mapped[str] = mapped_column(String(ID), primary_key=True)
+    account_id: Mapped[str] = mapped_column(String(ID), index=True)
+    opened_at: Mapped[dt.datetime | None]
+    first_response_at: Mapped[dt.datetime | None]
+    resolved_at: Mapped[dt.datetime | None]
+    updated_at: Mapped[dt.datetime]
+
+
+class Account(Base):
+    """What metrics knows of an account, from lifecycle and handoff events."""
+
+    __tablename__ = "accounts"
+    account_id: Mapped[str] = mapped_column(String(ID), primary_key=True)
+    name: Mapped[str | None] = mapped_column(String(500))
+    segment: Mapped[str | None] = mapped_column(String(100))
+    owner: Mapped[str | None] = mapped_column(String(320))
+    stage: Mapped[str | None] = mapped_column(String(50))
+    seats: Mapped[int | None] = mapped_column(Integer)
+    arr: Mapped[str | None] = mapped_column(String(40))
+    currency: Mapped[str | None] = mapped_column(String(3))
+    contract_start: Mapped[dt.date | None]
+    renewal_date: Mapped[dt.date | None]
+    planned_go_live: Mapped[dt.date | None]
+    created_at: Mapped[dt.datetime | None]
+    churned_at: Mapped[dt.datetime | None]
+    onboarding_completed_at: Mapped[dt.datetime | None]
+    last_touchpoint_at: Mapped[dt.datetime | None]
+    updated_at: Mapped[dt.datetime]
+
+
+class Renewal(Base):
+    __tablename__ = "renewals"
+    account_id: Mapped[str] = mapped_column(String(ID), primary_key=True)
+    renewal_date: Mapped[dt.date] = mapped_column(primary_key=True)
+    outcome: Mapped[str] = mapped_column(String(20))
+    arr_before: Mapped[str] = mapped_column(String(40))
+    arr_after: Mapped[str] = mapped_column(String(40))
+    currency: Mapped[str | None] = mapped_column(String(3))
+    recorded_at: Mapped[dt.datetime]
+
+
+class Opportunity(Base):
+    __tablename__ = "opportunities"
+    opportunity_id: Mapped[str] = mapped_column(String(ID), primary_key=True)
+    account_id: Mapped[str] = mapped_column(String(ID), index=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    amount: Mapped[str] = mapped_column(String(40))
+    currency: Mapped[str | None] = mapped_column(String(3))
+    status: Mapped[str] = mapped_column(String(20))
+    won_at: Mapped[dt.datetime | None]
+    updated_at: Mapped[dt.datetime]
+
+
+class Commitment(Base):
+    __tablename__ = "commitments"
+    commitment_id: Mapped[str] = mapped_column(String(ID), primary_key=True)
+    account_id: Mapped[str] = mapped_column(String(ID), index=True)
+    handoff_id: Mapped[str | None] = mapped_column(String(ID))
+    title: Mapped[str | None] = mapped_column(String(500))
+    status: Mapped[str] = mapped_column(String(20))
+    due_date: Mapped[dt.date | None]
+    delivered_at: Mapped[dt.datetime | None]
+    updated_at: Mapped[dt.datetime]
+
+
+class HealthModel(Base):
+    __tablename__ = "health_models"
+    version: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    weights: Mapped[dict[str, Any]]
+    bands: Mapped[dict[str, Any]]
+    created_at: Mapped[dt.datetime]
+    created_by: Mapped[str | None] = mapped_column(String(100))
+
+
+class HealthScore(Base):
+    """The latest score of an account, and the one before it (for "what changed and why")."""
+
+    __tablename__ = "health_scores"
+    account_id: Mapped[str] = mapped_column(String(ID), primary_key=True)
+    score: Mapped[float | None] = mapped_column(Float)
+    band: Mapped[str | None] = mapped_column(String(10))
+    coverage: Mapped[float] = mapped_column(Float)
+    components: Mapped[list[Any]]
+    model_version: Mapped[int] = mapped_column(Integer)
+    computed_at: Mapped[dt.datetime]
+    as_of: Mapped[dt.datetime | None]
+    previous_score: Mapped[float | None] = mapped_column(Float)
+    previous_band: Mapped[str | None] = mapped_column(String(10))
+    previous_components: Mapped[list[Any] | None]
+    previous_computed_at: Mapped[dt.datetime | None]
+
+
+class HealthDirty(Base):
+    """Accounts whose inputs changed since their last score; the scorer drains this table."""
+
+    __tablename__ = "health_dirty"
+    account_id: Mapped[str] = mapped_column(String(ID), primary_key=True)
+    marked_at: Mapped[dt.datetime]

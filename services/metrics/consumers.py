@@ -1,0 +1,16 @@
+"""The metrics service's consumer groups."""
+
+from __future__ import annotations
+
+from services.metrics.facts.service import apply_fact
+from services.metrics.feedback.service import apply_feedback
+from services.metrics.usage.service import apply_usage_batch
+from shared.app import ConsumerSpec
+from shared.events.registry import FEEDBACK_TOPIC, HANDOFF_TOPIC, LIFECYCLE_TOPIC, USAGE_TOPIC
+
+CONSUMERS = [
+    # Volume path: one transaction and a handful of set-based statements per getmany() batch.
+    ConsumerSpec(name="metrics-usage", topics=[USAGE_TOPIC], batch_handler=apply_usage_batch),
+    ConsumerSpec(name="metrics-feedback", topics=[FEEDBACK_TOPIC], handler=apply_feedback),
+    ConsumerSpec(name="metrics-facts", topics=[LIFECYCLE_TOPIC, HANDOFF_TOPIC], handler=apply_fact),
+]

@@ -1,0 +1,67 @@
+"""Queries of health scoring: the dirty set, stored scores, the model versions."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.metrics.db import upsert
+from services.metrics.models import HealthDirty, HealthModel, HealthScore
+from shared.db import utcnow
+
+
+async def mark_dirty(session: AsyncSession, account_ids: Iterable[str]) -> None:
+    """Queue accounts for re-scoring (one statement, whatever the number of accounts)."""
+    now = utcnow()
+    rows = [{"account_id": a, "marked_at": now} for a in sorted(set(account_ids))]
+    if not rows:
+        return
+    t = HealthDirty.__table__
+    stmt = upsert(session, t)
+    stmt = stmt.on_conflict_do_update(index_elements=[t.c.account_id], set_={"marked_at": stmt.excluded.marked_at})
+    await session.execute(stmt, rows)
+
+
+async def dirty_accounts(session: AsyncSession, limit: int) -> list[tuple[str, dt.datetime]]:
+    rows = await session.execute(
+        select(HealthDirty.account_id, HealthDirty.marked_at).order_by(HealthDirty.marked_at).limit(limit))
+    return [(a, m) for a, m in rows.all()]
+
+
+async def clear_dirty(session: AsyncSession, account_id: str, seen: dt.datetime) -> None:
+    # A mark newer than the one we scored from stays, so that change is scored next pass.
+    await session.execute(delete(HealthDirty).where(HealthDirty.account_id == account_id,
+                                                    HealthDirty.marked_at <= seen))
+
+
+async def stale_accounts(session: AsyncSession, before: dt.datetime, limit: int) -> list[str]:
+    rows = await session.execute(select(HealthScore.account_id).where(HealthScore.computed_at < before)
+                                 .order_by(HealthScore.computed_at).limit(limit))
+    return list(rows.scalars().all())
+
+
+async def get_score(session: AsyncSession, account_id: str, *, for_update: bool = False) -> HealthScore | None:
+    stmt = select(HealthScore).where(HealthScore.account_id == account_id)
+    if for_update:
+        stmt = stmt.with_for_update()
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def latest_model(session: AsyncSession) -> HealthModel | None:
+    return (await session.execute(
+        select(HealthModel).order_by(HealthModel.version.desc()).limit(1))).scalar_one_or_none()
+
+
+async def model_versions(session: AsyncSession) -> list[HealthModel]:
+    return list((await session.execute(select(HealthModel).order_by(HealthModel.version.desc()))).scalars().all())
+
+
+async def max_model_version(session: AsyncSession) -> int:
+    return int((await session.execute(select(func.coalesce(func.max(HealthModel.version), 0)))).scalar_one())
+
+
+async def all_scored_accounts(session: AsyncSession) -> list[str]:
+    return list((await session.execute(select(HealthScore.account_id))).scalars().all())

@@ -1,0 +1,109 @@
+"""I/O models of health scores and the health model."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class Weights(BaseModel):
+    """Relative weight of each component (any non-negative numbers, not all zero)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    usage: float = Field(ge=0, le=1000)
+    engagement: float = Field(ge=0, le=1000)
+    sentiment: float = Field(ge=0, le=1000)
+    support: float = Field(ge=0, le=1000)
+    commitments: float = Field(ge=0, le=1000)
+    renewal_proximity: float = Field(ge=0, le=1000)
+
+    @model_validator(mode="after")
+    def _some_weight(self) -> Weights:
+        if sum(self.model_dump().values()) <= 0:
+            raise ValueError("at least one weight must be positive")
+        return self
+
+
+class Bands(BaseModel):
+    """Lower bounds of the bands: score >= green is green, >= yellow is yellow, else red."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    green: float = Field(gt=0, le=100)
+    yellow: float = Field(gt=0, le=100)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Bands:
+        if self.yellow >= self.green:
+            raise ValueError("bands.yellow must be below bands.green")
+        return self
+
+
+class HealthModelIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+        "weights": {"usage": 30, "engagement": 15, "sentiment": 20, "support": 15, "commitments": 10,
+                    "renewal_proximity": 10},
+        "bands": {"green": 70, "yellow": 40}}]})
+
+    weights: Weights
+    bands: Bands
+
+
+class ComponentInfo(BaseModel):
+    name: str
+    description: str
+
+
+class HealthModelOut(BaseModel):
+    version: int = Field(description="0 is the built-in default; each PUT adds a version.", examples=[2])
+    weights: dict[str, float]
+    bands: dict[str, float]
+    created_at: dt.datetime | None
+    created_by: str | None
+    components: list[ComponentInfo]
+
+
+class HealthModelList(BaseModel):
+    items: list[HealthModelOut]
+
+
+class ComponentOut(BaseModel):
+    name: str = Field(examples=["usage"])
+    status: Literal["known", "unknown"] = Field(description="unknown: no data, excluded from the score")
+    value: float | None = Field(description="0-100, null when unknown", examples=[72.5])
+    weight: float = Field(description="Effective weight (renormalised over known components).", examples=[0.3])
+    configured_weight: float = Field(examples=[30])
+    contribution: float = Field(description="Points this component adds to the score.", examples=[21.75])
+    inputs: dict[str, Any]
+    explanation: str
+
+
+class Reason(BaseModel):
+    name: str
+    previous_contribution: float | None
+    contribution: float | None
+    delta: float
+
+
+class Change(BaseModel):
+    previous_score: float | None
+    previous_band: str | None
+    previous_computed_at: dt.datetime | None
+    delta: float | None
+    reasons: list[Reason] = Field(description="Components whose contribution moved, largest move first.")
+
+
+class HealthOut(BaseModel):
+    account_id: str
+    score: float | None = Field(description="0-100; null when no component has data", examples=[74.2])
+    band: Literal["green", "yellow", "red"] | None
+    coverage: float = Field(description="Share of the configured weight resting on real data (0-1).",
+                            examples=[0.85])
+    components: list[ComponentOut]
+    computed_at: dt.datetime
+    as_of: dt.datetime | None = Field(description="Time of the newest input the score saw.")
+    model_version: int
+    change: Change | None = Field(description="Since the previous (different) score; null for a first score.")

@@ -1,0 +1,1 @@
+"""Usage: raw events, daily rollups, recompute."""

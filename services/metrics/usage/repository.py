@@ -1,0 +1,152 @@
+"""All queries on raw usage events and their daily rollups.
+
+The incremental path is set-based: one INSERT of the raw rows (dedup on the primary key), one of
+the active users, one upsert per rollup table, each over the whole batch.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Table, and_, delete, distinct, func, literal_column, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.metrics.db import upsert
+from services.metrics.models import UsageDaily, UsageDailyFeature, UsageDailyType, UsageDailyUser, UsageEvent
+
+RAW: Table = UsageEvent.__table__  # type: ignore[assignment]
+DAILY: Table = UsageDaily.__table__  # type: ignore[assignment]
+TYPES: Table = UsageDailyType.__table__  # type: ignore[assignment]
+FEATURES: Table = UsageDailyFeature.__table__  # type: ignore[assignment]
+USERS: Table = UsageDailyUser.__table__  # type: ignore[assignment]
+
+
+async def insert_raw(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> set[tuple[str, str]]:
+    """Insert raw events, skipping (source, event_id) pairs already stored; returns the new pairs."""
+    stmt = (upsert(session, RAW).on_conflict_do_nothing(index_elements=[RAW.c.source, RAW.c.event_id])
+            .returning(RAW.c.source, RAW.c.event_id))
+    result = await session.execute(stmt, list(rows))
+    return {(s, e) for s, e in result.all()}
+
+
+async def insert_users(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> list[tuple[str, dt.date]]:
+    """Record (account, day, user); returns (account, day) once per user not seen that day before."""
+    stmt = (upsert(session, USERS)
+            .on_conflict_do_nothing(index_elements=[USERS.c.account_id, USERS.c.day, USERS.c.user_id])
+            .returning(USERS.c.account_id, USERS.c.day))
+    result = await session.execute(stmt, list(rows))
+    return [(a, d) for a, d in result.all()]
+
+
+async def add_daily(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
+    stmt = upsert(session, DAILY)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[DAILY.c.account_id, DAILY.c.day],
+        set_={"events": DAILY.c.events + stmt.excluded.events,
+              "event_count": DAILY.c.event_count + stmt.excluded.event_count,
+              "active_users": DAILY.c.active_users + stmt.excluded.active_users},
+    )
+    await session.execute(stmt, list(rows))
+
+
+async def add_counts(session: AsyncSession, table: Table, key: str, rows: Sequence[dict[str, Any]]) -> None:
+    if not rows:
+        return
+    stmt = upsert(session, table)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[table.c.account_id, table.c.day, table.c[key]],
+        set_={"events": table.c.events + stmt.excluded.events},
+    )
+    await session.execute(stmt, list(rows))
+
+
+async def daily_rows(session: AsyncSession, account_id: str, start: dt.date, end: dt.date) -> list[UsageDaily]:
+    rows = await session.execute(select(UsageDaily).where(
+        UsageDaily.account_id == account_id, UsageDaily.day >= start, UsageDaily.day <= end,
+    ).order_by(UsageDaily.day))
+    return list(rows.scalars().all())
+
+
+async def breakdown(session: AsyncSession, table: Table, key: str, account_id: str, start: dt.date,
+                    end: dt.date) -> dict[dt.date, dict[str, float]]:
+    rows = await session.execute(select(table.c.day, table.c[key], table.c.events).where(
+        table.c.account_id == account_id, table.c.day >= start, table.c.day <= end))
+    out: dict[dt.date, dict[str, float]] = {}
+    for day, name, events in rows.all():
+        out.setdefault(day, {})[name] = events
+    return out
+
+
+def _period(table: Table, start: dt.date, end: dt.date, account_id: str | None) -> Any:
+    cond = and_(table.c.day >= start, table.c.day <= end)
+    return and_(cond, table.c.account_id == account_id) if account_id else cond
+
+
+async def accounts_in_period(session: AsyncSession, start: dt.date, end: dt.date,
+                             account_id: str | None) -> set[str]:
+    raw = select(RAW.c.account_id).where(_period(RAW, start, end, account_id)).distinct()
+    rolled = select(DAILY.c.account_id).where(_period(DAILY, start, end, account_id)).distinct()
+    found = set((await session.execute(raw)).scalars().all())
+    return found | set((await session.execute(rolled)).scalars().all())
+
+
+async def rebuild(session: AsyncSession, start: dt.date, end: dt.date, account_id: str | None) -> dict[str, int]:
+    """Replace the rollups of the period by aggregates of the raw events (one statement per table)."""
+    for table in (DAILY, TYPES, FEATURES, USERS):
+        await session.execute(delete(table).where(_period(table, start, end, account_id)))
+    where = _period(RAW, start, end, account_id)
+    await session.execute(USERS.insert().from_select(
+        ["account_id", "day", "user_id"],
+        select(RAW.c.account_id, RAW.c.day, RAW.c.user_id).where(where).distinct()))
+    await session.execute(DAILY.insert().from_select(
+        ["account_id", "day", "events", "event_count", "active_users"],
+        select(RAW.c.account_id, RAW.c.day, func.sum(RAW.c.quantity), func.count(),
+               func.count(distinct(RAW.c.user_id))).where(where).group_by(RAW.c.account_id, RAW.c.day)))
+    await session.execute(TYPES.insert().from_select(
+        ["account_id", "day", "type", "events"],
+        select(RAW.c.account_id, RAW.c.day, RAW.c.type, func.sum(RAW.c.quantity)).where(where)
+        .group_by(RAW.c.account_id, RAW.c.day, RAW.c.type)))
+    await session.execute(FEATURES.insert().from_select(
+        ["account_id", "day", "feature", "events"],
+        select(RAW.c.account_id, RAW.c.day, RAW.c.feature, func.sum(RAW.c.quantity))
+        .where(where, RAW.c.feature.is_not(None)).group_by(RAW.c.account_id, RAW.c.day, RAW.c.feature)))
+    raw_count = (await session.execute(select(func.count()).select_from(RAW).where(where))).scalar_one()
+    days = (await session.execute(select(func.count()).select_from(DAILY)
+                                  .where(_period(DAILY, start, end, account_id)))).scalar_one()
+    return {"raw_events": int(raw_count), "rollup_days": int(days)}
+
+
+async def active_users(session: AsyncSession, account_ids: Sequence[str], start: dt.date,
+                       end: dt.date) -> dict[str, int]:
+    """Distinct users per account active on any day in [start, end]."""
+    if not account_ids:
+        return {}
+    rows = await session.execute(
+        select(USERS.c.account_id, func.count(distinct(USERS.c.user_id)))
+        .where(USERS.c.account_id.in_(list(account_ids)), USERS.c.day >= start, USERS.c.day <= end)
+        .group_by(USERS.c.account_id))
+    return {a: int(n) for a, n in rows.all()}
+
+
+async def usage_summary(session: AsyncSession, account_id: str, start: dt.date, end: dt.date) -> tuple[float, int]:
+    """Sum of events and number of active days in [start, end]."""
+    row = (await session.execute(
+        select(func.coalesce(func.sum(DAILY.c.events), literal_column("0")), func.count())
+        .where(DAILY.c.account_id == account_id, DAILY.c.day >= start, DAILY.c.day <= end))).one()
+    return float(row[0]), int(row[1])
+
+
+async def usage_bounds(session: AsyncSession, account_id: str) -> tuple[dt.date | None, dt.datetime | None]:
+    """The first day with usage and the latest usage event time of an account (None when none)."""
+    row = (await session.execute(select(func.min(RAW.c.day), func.max(RAW.c.occurred_at))
+                                 .where(RAW.c.account_id == account_id))).one()
+    first, last = row
+    if isinstance(last, str):  # SQLite returns an aggregate over a timestamp as text
+        last = dt.datetime.fromisoformat(last)
+    if isinstance(first, str):
+        first = dt.date.fromisoformat(first)
+    if last is not None and last.tzinfo is None:
+        last = last.replace(tzinfo=dt.UTC)
+    return first, last
