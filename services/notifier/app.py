@@ -2,25 +2,63 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from fastapi import FastAPI
 
+from services.notifier.alerts.endpoints import router as alerts_router
+from services.notifier.alerts.service import Engine
+from services.notifier.channels.endpoints import router as channels_router
+from services.notifier.consumers import consumer_specs
+from services.notifier.crypto import SecretBox, load_key
+from services.notifier.deliveries.endpoints import router as deliveries_router
 from services.notifier.models import infra
+from services.notifier.rules.endpoints import router as rules_router
+from services.notifier.scheduler import delivery_loop, notification_loop
 from services.notifier.settings import Settings
-from shared.app import ServiceDefinition, create_service_app
+from services.notifier.silences.endpoints import router as silences_router
+from shared.app import ServiceContext, ServiceDefinition, create_service_app
+from shared.events.outbox import Outbox
+from shared.events.registry import ALERTS_TOPIC
 from shared.settings import ServiceSettings
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
+TAGS = [
+    {"name": "channels", "description": "Where notifications go: signed webhooks, Slack, email."},
+    {"name": "rules", "description": "Which events raise alerts, how they group, repeat, escalate, resolve."},
+    {"name": "alerts", "description": "Alerts by fingerprint: firing -> acknowledged -> resolved."},
+    {"name": "silences", "description": "Mute notifications of alerts matching label matchers for a time."},
+    {"name": "deliveries", "description": "Each notification per channel, and every attempt to send it."},
+]
+
 
 def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     """Build the notifier app; settings default to the environment."""
+    s = settings if isinstance(settings, Settings) else Settings(**(settings.model_dump() if settings else {}))
+    engine = Engine(settings=s, outbox=Outbox(infra.outbox), wake_deliveries=asyncio.Event())
+
+    async def on_startup(ctx: ServiceContext) -> None:
+        key = s.secret_key.get_secret_value() if s.secret_key else None
+        ctx.state["box"] = SecretBox(load_key(key, s.postsales_data_dir))
+        engine.outbox = ctx.outbox
+        engine.wake_deliveries = asyncio.Event()
+        ctx.state["engine"] = engine
+
     definition = ServiceDefinition(
         name="notifier",
         title="Notifier service",
-        description="Notifier service of the post-sales suite.",
+        description=(
+            "Alert rules over every post-sales domain event, alerts deduplicated by fingerprint "
+            "(firing -> acknowledged -> resolved), grouping, silences, inhibition, and durable signed "
+            "deliveries with retry to webhooks, Slack and email."),
         infra=infra,
-        routers=[],
+        routers=[channels_router, rules_router, alerts_router, silences_router, deliveries_router],
+        consumers=consumer_specs(engine),
+        loops=[notification_loop, delivery_loop],
+        produces=[ALERTS_TOPIC],
+        openapi_tags=TAGS,
+        on_startup=on_startup,
     )
-    return create_service_app(definition, settings or Settings())
+    return create_service_app(definition, s)

@@ -1,0 +1,63 @@
+"""Request and response models of rules."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Severity = Literal["info", "warning", "critical"]
+
+
+class Escalation(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    after: str = Field(examples=["2h"], description="Escalate when not acknowledged within this duration.")
+    channel: str = Field(description="Id of the channel to escalate to.")
+
+
+class ResolveWhen(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    event_type: str = Field(examples=["postsales.health.changed"])
+    conditions: dict[str, Any] = Field(default_factory=dict, examples=[{"data.new_band": {"eq": "green"}}])
+
+
+class Inhibits(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    rules: list[str] = Field(min_length=1, description="Ids of rules whose alerts this rule's alerts mute.")
+    equal: list[str] = Field(default_factory=lambda: ["subject"],
+                             description="Labels that must be equal on both alerts (default: the account).")
+
+
+class RuleIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+        "name": "nps-detractor-enterprise", "event_type": "postsales.survey.nps",
+        "conditions": {"data.score": {"lte": 6}}, "severity": "warning", "channels": [],
+        "group_by": ["subject"], "group_wait": "30s", "repeat_interval": "24h",
+        "escalation": None, "summary": {"en": "NPS {{ data.score }} from {{ account.name or subject }}"},
+    }]})
+    name: str = Field(min_length=1, max_length=200)
+    description: str | None = Field(default=None, max_length=2000)
+    event_type: str = Field(min_length=1, max_length=200, description="A type, or a prefix ending in `*`.")
+    conditions: dict[str, Any] = Field(
+        default_factory=dict, description="path -> {op: value}; ops eq, ne, lt, lte, gt, gte, in, exists.")
+    severity: Severity = "warning"
+    channels: list[str] = Field(default_factory=list, max_length=20,
+                                description="Channel ids; empty = the channels flagged `default`.")
+    group_by: list[str] = Field(default_factory=lambda: ["subject"], max_length=10)
+    group_wait: str = Field(default="30s", description="Wait before the first notification.")
+    repeat_interval: str = Field(default="4h", description="Minimum time between notifications of one alert.")
+    escalation: Escalation | None = None
+    resolve_when: ResolveWhen | None = Field(default=None, description="An event that resolves the alert.")
+    inhibits: Inhibits | None = None
+    lang: Literal["en", "ja"] | None = None
+    summary: dict[Literal["en", "ja"], str] | None = Field(
+        default=None, description="One-line Jinja2 summary per language (sandboxed).")
+    enabled: bool = True
+
+
+class RuleOut(RuleIn):
+    id: str
+    builtin: bool = Field(description="Created by the service as a default rule.")
+    created_at: dt.datetime
+    updated_at: dt.datetime
