@@ -22,6 +22,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from shared import tracing
 from shared.auth import KeyStore
 from shared.db import InfraTables, create_engine, create_sessionmaker
 from shared.errors import install_error_handlers
@@ -92,6 +93,7 @@ def create_service_app(defn: ServiceDefinition, settings: ServiceSettings) -> Fa
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = create_engine(settings.effective_database_url)
+        tracing.instrument_engine(engine)
         ctx = ServiceContext(
             settings=settings, engine=engine, session_factory=create_sessionmaker(engine),
             infra=defn.infra, outbox=Outbox(defn.infra.outbox), metrics=metrics,
@@ -115,6 +117,8 @@ def create_service_app(defn: ServiceDefinition, settings: ServiceSettings) -> Fa
         title=defn.title, description=defn.description, version=defn.version, lifespan=lifespan,
         openapi_tags=defn.openapi_tags, docs_url=None, redoc_url=None,
     )
+    tracing.setup_tracing(defn.name)
+    tracing.instrument_app(app)
     app.state.keystore = KeyStore(settings.postsales_api_keys)
     app.state.metrics = metrics
     app.state.settings = settings

@@ -45,6 +45,10 @@ class _ContextFilter(logging.Filter):
             record.request_id = rid
         if (eid := _event_id.get()) is not None:
             record.event_id = eid
+        from shared.tracing import current_trace_id
+
+        if (tid := current_trace_id()) is not None:
+            record.trace_id = tid
         return True
 
 

@@ -30,6 +30,7 @@ from shared.events.envelope import CloudEvent, InvalidEvent
 from shared.events.kafka import start_with_retry
 from shared.events.registry import dlq_topic, validate_event
 from shared.observability import Metrics, reset_event_id, set_event_id
+from shared.tracing import consuming
 
 log = logging.getLogger("postsales.consumer")
 
@@ -236,7 +237,9 @@ class EventConsumer:
                     for ev in events:
                         token = set_event_id(ev.id)
                         try:
-                            await self.handler(session, ev)
+                            with consuming(ev, self.name):
+                                await self.handler(session, ev)
+                                log.debug("consumer %s applied %s", self.name, ev.type)
                         finally:
                             reset_event_id(token)
         if session.info.get("outbox_dirty") and self.after_commit is not None:

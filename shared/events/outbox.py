@@ -29,6 +29,7 @@ from shared.events.envelope import CloudEvent
 from shared.events.kafka import start_with_retry
 from shared.events.registry import validate_event
 from shared.observability import Metrics, current_request_id
+from shared.tracing import with_trace_context
 
 log = logging.getLogger("postsales.outbox")
 
@@ -40,12 +41,14 @@ class Outbox:
         self.table = table
 
     async def add(self, session: AsyncSession, event: CloudEvent) -> None:
+        event = with_trace_context(event)
         et = validate_event(event)
         await self.add_raw(session, topic=et.topic, key=event.subject, event_id=event.id, payload=event.to_bytes())
 
     async def add_many(self, session: AsyncSession, events: Sequence[CloudEvent]) -> None:
         rows = []
         for ev in events:
+            ev = with_trace_context(ev)
             et = validate_event(ev)
             rows.append(self._row(et.topic, ev.subject, ev.id, ev.to_bytes()))
         if rows:

@@ -51,3 +51,33 @@ async def test_docs_are_served_offline_and_asyncapi_per_service(demo_service) ->
         ops = doc["operations"]
         assert ops["receive_postsales_lifecycle_v1"]["action"] == "receive"
         assert not any(k.startswith("send_") for k in ops)  # the demo produces nothing it declares
+
+
+async def test_trace_context_flows_from_request_to_event_to_consumer_logs(demo_service, kafka, caplog) -> None:
+    import logging
+
+    from shared.events import CloudEvent
+    from shared.events.registry import LIFECYCLE_TOPIC
+    from shared.observability import _ContextFilter
+    from shared.testing import eventually
+    from tests.shared import demo
+    from tests.shared.conftest import count
+
+    trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
+    caplog.set_level(logging.DEBUG, logger="postsales.consumer")
+    caplog.handler.addFilter(_ContextFilter("demo"))
+    async with demo_service() as svc:
+        r = await svc.client.post("/v1/notes", json={"id": "n1", "account_id": "acme", "text": "x"},
+                                  headers={"traceparent": f"00-{trace_id}-00f067aa0ba902b7-01"})
+        assert r.status_code == 201
+        records = await eventually(lambda: kafka.read_all(LIFECYCLE_TOPIC, settle=0.1))
+        event = CloudEvent.from_bytes(records[0].value)
+        assert (event.model_extra or {})["traceparent"].split("-")[1] == trace_id
+
+        async def applied() -> bool:
+            return await count(svc, demo.Applied) == 1
+
+        await eventually(applied)
+    consumer_logs = [r for r in caplog.records if r.name == "postsales.consumer" and "applied" in r.getMessage()]
+    assert consumer_logs and consumer_logs[0].trace_id == trace_id
+    assert consumer_logs[0].event_id == event.id
