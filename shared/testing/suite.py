@@ -1,0 +1,211 @@
+"""The whole suite as real processes, for end-to-end and fault-injection tests.
+
+``Suite`` starts its own embedded broker (so it can be paused), one database per service, and the
+four services with ``python -m services.<name>``, exactly as ``make run`` does; tests then drive
+it only over HTTP and Kafka. ``WebhookReceiver`` is a real HTTP server that records what it gets.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from shared.events.broker import EmbeddedBroker, free_port
+from shared.testing.helpers import ADMIN_TOKEN, TEST_API_KEYS, unique_prefix
+
+SERVICES = ("handoff", "lifecycle", "metrics", "notifier")
+
+
+@dataclass
+class ServiceProcess:
+    name: str
+    port: int
+    env: dict[str, str]
+    log_path: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child
+        self.process = subprocess.Popen(  # noqa: S603
+            [sys.executable, "-m", f"services.{self.name}"], env=self.env, stdout=log, stderr=subprocess.STDOUT,
+        )
+        log.close()
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with {self.process.returncode}:\n{self.logs()[-3000:]}")
+            try:
+                with urllib.request.urlopen(self.url + "/readyz", timeout=1) as r:  # noqa: S310
+                    if r.status == 200:
+                        return
+            except OSError:
+                pass
+            time.sleep(0.1)
+        raise TimeoutError(f"{self.name} not ready after {timeout}s:\n{self.logs()[-3000:]}")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15) -> int | None:
+        if self.process is None:
+            return None
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        code = self.process.returncode
+        self.process = None
+        return code
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown hooks, no final commits."""
+        self.stop(signal.SIGKILL)
+
+    def logs(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+@dataclass
+class Suite:
+    """Four service processes on one broker; build with :meth:`start`."""
+
+    root: Path
+    database_urls: dict[str, str]
+    extra_env: dict[str, str] = field(default_factory=dict)
+    broker: EmbeddedBroker | None = None
+    prefix: str = field(default_factory=unique_prefix)
+    services: dict[str, ServiceProcess] = field(default_factory=dict)
+
+    @property
+    def bootstrap(self) -> str:
+        assert self.broker is not None
+        return self.broker.bootstrap
+
+    def start(self) -> Suite:
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.broker = EmbeddedBroker(log_path=self.root / "broker.log").start()
+        base = {k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "DATABASE_URL", "POSTSALES_"))}
+        base |= {
+            "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
+            "KAFKA_TOPIC_PREFIX": self.prefix,
+            "KAFKA_TOPIC_PARTITIONS": "4",
+            "POSTSALES_API_KEYS": json.dumps(TEST_API_KEYS),
+            "POSTSALES_DATA_DIR": str(self.root / "data"),
+            "OUTBOX_POLL_INTERVAL": "0.05",
+            "LOG_LEVEL": "DEBUG",
+        }
+        for name in SERVICES:
+            env = base | {"DATABASE_URL": self.database_urls[name], f"{name.upper()}_PORT": str(free_port())}
+            env |= self.extra_env
+            self.services[name] = ServiceProcess(name, int(env[f"{name.upper()}_PORT"]), env,
+                                                 self.root / f"{name}.log")
+        for svc in self.services.values():
+            svc.start()
+        for svc in self.services.values():
+            svc.wait_ready()
+        return self
+
+    def restart(self, name: str, *, kill: bool = False) -> None:
+        svc = self.services[name]
+        if kill:
+            svc.kill()
+        else:
+            svc.stop()
+        svc.start()
+        svc.wait_ready()
+
+    def url(self, name: str) -> str:
+        return self.services[name].url
+
+    def client(self, name: str, token: str = ADMIN_TOKEN) -> httpx.AsyncClient:
+        return httpx.AsyncClient(base_url=self.url(name), headers={"Authorization": f"Bearer {token}"},
+                                 timeout=30)
+
+    def stop(self) -> None:
+        for svc in self.services.values():
+            svc.stop()
+        if self.broker is not None:
+            self.broker.stop()
+
+
+@dataclass
+class Received:
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+class WebhookReceiver:
+    """A real HTTP receiver on 127.0.0.1 that records requests; it can be down, failing or slow."""
+
+    def __init__(self, port: int = 0) -> None:
+        self.port = port or free_port()
+        self.received: list[Received] = []
+        self.status = 200
+        self.delay = 0.0
+        self._server: ThreadingHTTPServer | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/hook"
+
+    def start(self) -> WebhookReceiver:
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("content-length") or 0)
+                body = self.rfile.read(length)
+                if receiver.delay:
+                    time.sleep(receiver.delay)
+                status = receiver.status
+                if status < 300:
+                    with receiver._lock:
+                        receiver.received.append(Received(self.path, {k.lower(): v for k, v in self.headers.items()},
+                                                          body))
+                self.send_response(status)
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return None
+
+        ThreadingHTTPServer.allow_reuse_address = True
+        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        """Down: the port refuses connections until :meth:`start` is called again."""
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def matching(self, predicate: Callable[[Received], bool]) -> list[Received]:
+        with self._lock:
+            return [r for r in self.received if predicate(r)]
