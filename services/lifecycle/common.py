@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Field, PlainSerializer
+from pydantic import AfterValidator, BeforeValidator, Field, PlainSerializer
 
 STAGES = ("onboarding", "adoption", "expansion", "renewal", "churned")
 Stage = Literal["onboarding", "adoption", "expansion", "renewal", "churned"]
@@ -31,7 +31,8 @@ def _upper(value: Any) -> Any:
 Currency = Annotated[str, BeforeValidator(_upper), Field(pattern=r"^[A-Z]{3}$", examples=["EUR"],
                                                          description="ISO 4217 code.")]
 MoneyIn = Annotated[Decimal, Field(ge=0, max_digits=18, decimal_places=2, examples=["120000.00"],
-                                   description="A decimal string, at most 2 decimals.")]
+                                   description="A decimal string, at most 2 decimals."),
+                    AfterValidator(lambda v: v.quantize(Decimal("0.01")))]
 MoneyOut = Annotated[Decimal, PlainSerializer(lambda v: f"{v:.2f}", return_type=str, when_used="json"),
                      Field(examples=["120000.00"])]
 Text200 = Annotated[str, Field(min_length=1, max_length=200)]

@@ -50,7 +50,8 @@ async def update(session: AsyncSession, opp: Opportunity, body: OpportunityUpdat
     if closed and (("status" in fields and body.status != previous)
                    or ("amount" in fields and body.amount != opp.amount)
                    or ("currency" in fields and body.currency != opp.currency)):
-        raise Conflict(f"opportunity {opp.id} is {previous}; its status and amount are final", status=previous)
+        raise Conflict(f"opportunity {opp.id} is {previous}; its status and amount are final",
+                       current_status=previous)
     changed = False
     for name in ("status", "amount", "currency", "title", "owner", "notes", "expected_close_date"):
         if name in fields and getattr(body, name) != getattr(opp, name):
