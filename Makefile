@@ -8,7 +8,7 @@ TEST_DATABASE_URL ?= postgresql+asyncpg://postgres@127.0.0.1:5432/test
 PYTEST_WORKERS ?= 4
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install run test test-sqlite test-postgres lint bench clean lock
+.PHONY: install run test test-sqlite test-postgres lint bench clean lock browser
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -21,7 +21,13 @@ install: $(STAMP)
 run: $(STAMP)
 	$(PY) -m deploy.run
 
-test: $(STAMP) test-sqlite test-postgres
+test: $(STAMP) browser test-sqlite test-postgres
+
+# Debian's chromium renders /docs in a headless browser test; installed when missing and we can.
+browser:
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) || \
+		echo "chromium unavailable: the browser test will be skipped"; }
 
 test-sqlite: $(STAMP)
 	$(PY) -m pytest -n $(PYTEST_WORKERS) -q

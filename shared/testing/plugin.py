@@ -39,6 +39,15 @@ def pytest_report_header(config: pytest.Config) -> str:
     return f"postsales: database backend = {backend}"
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not os.environ.get("TEST_DATABASE_URL", "").startswith("postgresql"):
+        return
+    skip = pytest.mark.skip(reason="backend-independent: already run in the SQLite pass")
+    for item in items:
+        if item.get_closest_marker("db_independent"):
+            item.add_marker(skip)
+
+
 @pytest.fixture(scope="session")
 def embedded_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker | None]:
     if os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):

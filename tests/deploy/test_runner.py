@@ -15,6 +15,7 @@ import pytest
 from shared.events.broker import free_port
 
 SERVICES = ("handoff", "lifecycle", "metrics", "notifier")
+pytestmark = pytest.mark.db_independent  # the runner uses its own SQLite files
 
 
 def children_of(pid: int) -> list[int]:
