@@ -16,6 +16,7 @@ from shared.db import is_sqlite
 from shared.http import keyset_page
 
 ORDER: list[ColumnElement[Any]] = [Commitment.created_at.expression, Commitment.id.expression]
+HANDOFF_ORDER: list[ColumnElement[Any]] = [Commitment.position.expression, Commitment.id.expression]
 
 
 async def get(session: AsyncSession, commitment_id: str, *, for_update: bool = False) -> Commitment | None:
@@ -65,6 +66,10 @@ async def page(session: AsyncSession, f: CommitmentFilters, *, today: dt.date, c
     if f.overdue is not None:
         clause = _overdue(today)
         stmt = stmt.where(clause if f.overdue else not_(clause))
+    if f.handoff_id:
+        # One handoff's commitments read in the order presales listed them.
+        return await keyset_page(session, stmt, order_by=HANDOFF_ORDER, cursor=cursor, limit=limit,
+                                 descending=False)
     return await keyset_page(session, stmt, order_by=ORDER, cursor=cursor,
                              limit=limit)
 
