@@ -23,7 +23,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from shared import tracing
-from shared.auth import KeyStore
+from shared.auth import KeyStore, current_principal
 from shared.db import InfraTables, create_engine, create_sessionmaker
 from shared.errors import install_error_handlers
 from shared.events import asyncapi
@@ -141,7 +141,8 @@ def create_service_app(defn: ServiceDefinition, settings: ServiceSettings) -> Fa
         return asyncapi_doc
 
     for router in defn.routers:
-        app.include_router(router)
+        # Authenticate before anything else on the API, so no lookup runs for an anonymous caller.
+        app.include_router(router, dependencies=[Depends(current_principal)])
     return app
 
 
