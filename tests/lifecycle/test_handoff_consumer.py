@@ -94,3 +94,43 @@ async def test_accepted_handoff_creates_one_account_with_its_plan_and_health_sho
 
 async def _async(value: bool) -> bool:
     return value
+
+
+async def test_handoff_onto_existing_account_early_health_and_poison(service, kafka) -> None:
+    async with service("lifecycle", run_scheduler=False) as svc:
+        c = svc.client
+        # An account made by hand before its handoff: the handoff fills gaps but keeps what people set.
+        r = await c.post("/v1/accounts", json={"id": "manual-co", "name": "Manual Co", "stage": "adoption",
+                                               "owner": "csm.max@vendor.example"})
+        assert r.status_code == 201, r.text
+        linked = handoff_payload("manual-co", commitments=2)
+        # Health may arrive before the account exists.
+        early_health = make_event("postsales.health.changed", "late-co", {
+            "account_id": "late-co", "new_score": 82, "new_band": "green"}, source="/services/metrics")
+        late = handoff_payload("late-co", commitments=0)
+        bad = handoff_payload("bad/id", commitments=1)
+        await kafka.publish(METRICS_TOPIC, [early_health])
+        await kafka.publish(HANDOFF_TOPIC, [accepted_event(linked), accepted_event(bad), accepted_event(late)])
+
+        async def both_there() -> bool:
+            return (await c.get("/v1/accounts/late-co")).status_code == 200 and len(
+                (await c.get("/v1/accounts/manual-co/tasks", params={"kind": "commitment"})).json()["items"]) == 2
+
+        await eventually(both_there, timeout=30, message="handoffs applied")
+        acc = (await c.get("/v1/accounts/manual-co")).json()
+        assert (acc["stage"], acc["owner"], acc["name"]) == ("adoption", "csm.max@vendor.example", "Manual Co")
+        assert (acc["arr"], acc["renewal_date"], acc["handoff_id"]) == ("120000.50", "2027-01-05", linked.handoff_id)
+        assert acc["onboarding"]["tasks_total"] == 2  # only the commitments: it is past onboarding
+        assert [e["subject"] for e in await outbox_events(svc, "postsales.account.created")] == ["manual-co", "late-co"]
+        updated = await outbox_events(svc, "postsales.account.updated")
+        assert [e["subject"] for e in updated] == ["manual-co"] and "owner" not in updated[0]["data"]["changed"]
+
+        late_acc = (await c.get("/v1/accounts/late-co")).json()
+        assert late_acc["health"]["band"] == "green" and late_acc["onboarding"]["tasks_total"] == 5
+
+        # The unusable one went to the dead-letter topic; nothing was created for it.
+        async def dead_lettered() -> bool:
+            return any(r.key == b"bad/id" for r in await kafka.read_all(HANDOFF_TOPIC + ".dlq", settle=0.2))
+
+        await eventually(dead_lettered, message="bad handoff dead-lettered")
+        assert await count_rows(svc, Account) == 2

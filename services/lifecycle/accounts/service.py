@@ -21,6 +21,7 @@ from services.lifecycle.tasks import repository as tasks_repo
 from shared.db import utcnow
 from shared.errors import Conflict, Unprocessable
 from shared.events import CloudEvent
+from shared.events.consumer import PermanentError
 from shared.events.registry import HandoffPayload, HealthChanged
 
 ACCOUNT_FIELDS = ("name", "segment", "plan", "owner", "seats", "arr", "currency", "contract_start", "renewal_date")
@@ -140,6 +141,11 @@ async def transition(session: AsyncSession, account: Account, to: str, *, reason
     return change
 
 
+def _clip(value: str | None, size: int) -> str | None:
+    """Free text from another service, cut to our column size rather than refused."""
+    return value[:size] if value is not None else None
+
+
 def _currency(value: str | None) -> str | None:
     code = (value or "").strip().upper()
     return code if len(code) == 3 and code.isalpha() else None
@@ -151,32 +157,38 @@ async def apply_handoff(session: AsyncSession, event: CloudEvent, handoff: Hando
 
     Idempotent in effect: the same handoff again (under any event id) changes nothing."""
     info = handoff.account
+    if not 0 < len(info.external_id) <= 200 or "/" in info.external_id:
+        raise PermanentError(f"account.external_id {info.external_id[:50]!r} cannot be an account id "
+                             "(1-200 characters, no '/')")
     at = event.time
+    by = _clip(handoff.by, 200)
     account = await repo.get(session, info.external_id, lock=True)
     fresh_link = account is None or account.handoff_id != handoff.handoff_id
     if account is None:
         ts = utcnow()
         account = Account(
-            id=info.external_id, name=info.name, segment=info.segment, plan=info.plan, stage="onboarding",
-            owner=handoff.postsales_owner, seats=info.seats,
+            id=info.external_id, name=info.name[:300], segment=_clip(info.segment, 100), plan=_clip(info.plan, 100),
+            stage="onboarding", owner=_clip(handoff.postsales_owner, 200), seats=info.seats,
             arr=quantize_money(info.arr) if info.arr is not None else None, currency=_currency(info.currency),
             contract_start=info.contract_start, renewal_date=info.renewal_date, handoff_id=handoff.handoff_id,
-            crm_opportunity_id=handoff.crm_opportunity_id, stage_changed_at=at, created_at=ts, updated_at=ts,
+            crm_opportunity_id=_clip(handoff.crm_opportunity_id, 200), stage_changed_at=at, created_at=ts,
+            updated_at=ts,
         )
         session.add(account)
         await session.flush()
         await _add_history(session, account, from_stage=None, to_stage="onboarding",
-                           reason=f"handoff {handoff.handoff_id} accepted", actor=handoff.by, at=at)
+                           reason=f"handoff {handoff.handoff_id} accepted", actor=by, at=at)
         onboarding.add_milestones(session, account, settings, anchor=info.contract_start or at.date(), now=at)
-        await emit(session, type="account.created", account_id=account.id, at=at, actor=handoff.by,
+        await emit(session, type="account.created", account_id=account.id, at=at, actor=by,
                    summary=f"Account created from handoff {handoff.handoff_id}", data=account_payload(account))
     elif fresh_link:
         # An account made by hand (or by an earlier handoff): fill gaps, never overwrite what people set.
         filled = []
-        for name, value in (("segment", info.segment), ("plan", info.plan), ("seats", info.seats),
+        for name, value in (("segment", _clip(info.segment, 100)), ("plan", _clip(info.plan, 100)),
+                            ("seats", info.seats),
                             ("arr", quantize_money(info.arr) if info.arr is not None else None),
                             ("currency", _currency(info.currency)), ("contract_start", info.contract_start),
-                            ("renewal_date", info.renewal_date), ("owner", handoff.postsales_owner),
+                            ("renewal_date", info.renewal_date), ("owner", _clip(handoff.postsales_owner, 200)),
                             ("handoff_id", handoff.handoff_id), ("crm_opportunity_id", handoff.crm_opportunity_id)):
             if getattr(account, name) is None and value is not None:
                 setattr(account, name, value)
@@ -184,7 +196,7 @@ async def apply_handoff(session: AsyncSession, event: CloudEvent, handoff: Hando
         if filled:
             account.updated_at = utcnow()
             await session.flush()
-            await emit(session, type="account.updated", account_id=account.id, at=at, actor=handoff.by,
+            await emit(session, type="account.updated", account_id=account.id, at=at, actor=by,
                        summary=f"Account completed from handoff {handoff.handoff_id}",
                        data={**account_payload(account), "changed": filled})
     existing = await tasks_repo.commitment_ids(session, account.id)
@@ -193,7 +205,7 @@ async def apply_handoff(session: AsyncSession, event: CloudEvent, handoff: Hando
         default_owner=handoff.postsales_owner or account.owner, skip=existing, now=at)
     if fresh_link:
         record(session, account_id=account.id, type=event.type, occurred_at=at, event_id=event.id,
-               actor=handoff.by, summary=f"Handoff {handoff.handoff_id} accepted with "
+               actor=by, summary=f"Handoff {handoff.handoff_id} accepted with "
                f"{len(handoff.commitments)} commitment(s)",
                data={"handoff_id": handoff.handoff_id, "crm_opportunity_id": handoff.crm_opportunity_id,
                      "presales_owner": handoff.presales_owner, "postsales_owner": handoff.postsales_owner,

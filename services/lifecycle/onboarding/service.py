@@ -50,7 +50,8 @@ def add_commitment_tasks(session: AsyncSession, account: Account, commitments: S
         status = _COMMITMENT_TASK_STATUS.get(c.status, "open")
         tasks.append(Task(
             id=str(uuid.uuid4()), account_id=account.id, kind="commitment", title=c.title[:300],
-            description=c.description, status=status, owner=c.owner or default_owner, due_date=c.due_date,
+            description=c.description, status=status, owner=(c.owner or default_owner or "")[:200] or None,
+            due_date=c.due_date,
             commitment_id=c.id, handoff_id=handoff_id, completed_at=now if status == "done" else None,
             created_at=base + dt.timedelta(microseconds=100 + i), updated_at=base,
         ))
