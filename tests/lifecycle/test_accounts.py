@@ -123,12 +123,18 @@ async def test_stage_machine_allows_the_designed_paths_and_refuses_the_rest(serv
         await refused("adoption", 404, account="ghost")
 
         first = await move("adoption", "go-live done")
+        # A retried request (same Idempotency-Key) answers with the first result instead of a 409.
+        retry = {"to": "adoption", "reason": "go-live done", "actor": "csm.max@vendor.example"}
+        r1 = await c.post("/v1/accounts/globex/transitions", json={**retry, "to": "expansion"},
+                          headers={"Idempotency-Key": "t-1"})
+        r2 = await c.post("/v1/accounts/globex/transitions", json={**retry, "to": "expansion"},
+                          headers={"Idempotency-Key": "t-1"})
+        assert r1.status_code == r2.status_code == 201 and r1.json() == r2.json()
+        await move("adoption")
         assert first["from"] == "onboarding" and first["to"] == "adoption"
         assert first["actor"] == "csm.max@vendor.example" and first["reason"] == "go-live done" and first["at"]
         await refused("adoption", 409)
         await refused("onboarding", 409)
-        await move("expansion", "upsell motion")
-        await move("adoption")
         await move("renewal", "renewal quarter")
         await refused("expansion", 409)
         await move("adoption", "renewed")
@@ -148,3 +154,25 @@ async def test_stage_machine_allows_the_designed_paths_and_refuses_the_rest(serv
         assert [(e["data"]["from"], e["data"]["to"]) for e in events] == path[1:]
         assert events[-1]["data"]["reason"] == "budget cut" and events[-1]["subject"] == "globex"
         assert (await c.get("/v1/accounts/globex")).json()["stage"] == "churned"
+
+
+async def test_openapi_documents_every_route_with_auth_and_examples(service) -> None:
+    async with service("lifecycle", **HTTP_ONLY) as svc:
+        doc = (await svc.client.get("/openapi.json")).json()
+        ops = {(m.upper(), p): op for p, item in doc["paths"].items() for m, op in item.items() if p.startswith("/v1")}
+        for route in [("GET", "/v1/accounts"), ("POST", "/v1/accounts"), ("GET", "/v1/accounts/{account_id}"),
+                      ("PATCH", "/v1/accounts/{account_id}"), ("POST", "/v1/accounts/{account_id}/transitions"),
+                      ("GET", "/v1/accounts/{account_id}/tasks"), ("POST", "/v1/accounts/{account_id}/tasks"),
+                      ("PATCH", "/v1/accounts/{account_id}/tasks/{task_id}"),
+                      ("POST", "/v1/accounts/{account_id}/touchpoints"), ("GET", "/v1/accounts/{account_id}/timeline"),
+                      ("POST", "/v1/accounts/{account_id}/renewals"), ("GET", "/v1/renewals/upcoming"),
+                      ("GET", "/v1/accounts/{account_id}/opportunities"),
+                      ("POST", "/v1/accounts/{account_id}/opportunities")]:
+            assert route in ops, route
+        for route, op in ops.items():
+            assert op.get("security") and "401" in op["responses"] and "403" in op["responses"], route
+            assert op.get("description"), route
+        schemas = doc["components"]["schemas"]
+        for name in ("AccountCreate", "AccountOut", "TransitionIn", "TaskOut", "RenewalCreate", "OpportunityCreate",
+                     "TouchpointCreate", "TimelineEntryOut"):
+            assert schemas[name].get("examples"), name
