@@ -233,3 +233,22 @@ async def test_list_filters_and_cursor_pagination(service) -> None:
             if cursor is None:
                 break
         assert seen == [d["id"], c["id"], b["id"], a["id"]]
+
+
+async def test_concurrent_creates_for_one_opportunity_make_one_handoff(service) -> None:
+    import asyncio
+
+    async with service("handoff", run_consumers=False, run_relay=False) as svc:
+        body = complete_body()
+        bodies = []
+        for i in range(5):
+            b = complete_body(crm_opportunity_id=body["crm_opportunity_id"])
+            b["account"]["name"] = f"Acme {i}"
+            bodies.append(b)
+        responses = await asyncio.gather(*(svc.client.post("/v1/handoffs", json=b) for b in bodies))
+        assert sorted(r.status_code for r in responses) == [201, 409, 409, 409, 409], [r.text for r in responses]
+        for r in responses:
+            if r.status_code == 409:
+                assert_problem(r, 409, body["crm_opportunity_id"])
+        state = await snapshot(svc)
+        assert state["handoffs"] == 1 and state["commitments"] == 2 and state["transitions"] == 1

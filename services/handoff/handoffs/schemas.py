@@ -13,8 +13,15 @@ from services.handoff.commitments.schemas import CommitmentDraftIn, CommitmentIn
 HandoffStatus = Literal["draft", "submitted", "accepted", "returned"]
 HANDOFF_STATUSES: tuple[str, ...] = ("draft", "submitted", "accepted", "returned")
 
-Text: Any = Field(default=None, max_length=20_000)
-ShortList: Any = Field(default_factory=list, max_length=200)
+
+
+def _text() -> Any:
+    return Field(default=None, max_length=20_000)
+
+
+def _short_list() -> Any:
+    return Field(default_factory=list, max_length=200)
+
 
 _ACCOUNT_EXAMPLE: dict[str, Any] = {
     "external_id": "acme-corp", "name": "Acme Corp", "segment": "enterprise", "plan": "Business",
@@ -39,12 +46,6 @@ _CREATE_EXAMPLE: dict[str, Any] = {
 }
 
 
-def _decimal_text(value: Decimal | None) -> Decimal | None:
-    if value is not None and not value.is_finite():
-        raise ValueError("must be a finite number")
-    return value
-
-
 class AccountIn(BaseModel):
     """The customer account as sold. Only `external_id` and `name` are needed for a draft."""
 
@@ -64,7 +65,6 @@ class AccountIn(BaseModel):
 
     @model_validator(mode="after")
     def _dates(self) -> Self:
-        _decimal_text(self.arr)
         if self.contract_start and self.renewal_date and self.renewal_date <= self.contract_start:
             raise ValueError("renewal_date must be after contract_start")
         return self
@@ -88,7 +88,6 @@ class AccountPatch(BaseModel):
 
     @model_validator(mode="after")
     def _required_not_null(self) -> Self:
-        _decimal_text(self.arr)
         for name in ("external_id", "name"):
             if name in self.model_fields_set and getattr(self, name) is None:
                 raise ValueError(f"account.{name} cannot be null")
@@ -128,14 +127,14 @@ class HandoffCreate(BaseModel):
 
     account: AccountIn
     crm_opportunity_id: str = Field(min_length=1, max_length=200, pattern=r"^\S(.*\S)?$")
-    challenges: list[str] = ShortList
-    goals: list[str] = ShortList
-    proposal: str | None = Text
-    demo_notes: str | None = Text
+    challenges: list[str] = _short_list()
+    goals: list[str] = _short_list()
+    proposal: str | None = _text()
+    demo_notes: str | None = _text()
     commitments: list[CommitmentIn] = Field(default_factory=list, max_length=200)
     no_commitments: bool = Field(default=False, description="State explicitly that nothing was promised.")
-    stakeholders: list[Stakeholder] = ShortList
-    risks: list[str] = ShortList
+    stakeholders: list[Stakeholder] = _short_list()
+    risks: list[str] = _short_list()
     presales_owner: str | None = Field(default=None, max_length=200)
     postsales_owner: str | None = Field(default=None, max_length=200)
 
@@ -158,8 +157,8 @@ class HandoffPatch(BaseModel):
     crm_opportunity_id: str | None = Field(default=None, min_length=1, max_length=200, pattern=r"^\S(.*\S)?$")
     challenges: list[str] | None = Field(default=None, max_length=200)
     goals: list[str] | None = Field(default=None, max_length=200)
-    proposal: str | None = Text
-    demo_notes: str | None = Text
+    proposal: str | None = _text()
+    demo_notes: str | None = _text()
     commitments: list[CommitmentDraftIn] | None = Field(default=None, max_length=200)
     no_commitments: bool | None = None
     stakeholders: list[Stakeholder] | None = Field(default=None, max_length=200)
