@@ -7,9 +7,11 @@ it only over HTTP and Kafka. ``WebhookReceiver`` is a real HTTP server that reco
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -92,9 +94,11 @@ class Suite:
     root: Path
     database_urls: dict[str, str]
     extra_env: dict[str, str] = field(default_factory=dict)
+    service_env: dict[str, dict[str, str]] = field(default_factory=dict)
     broker: EmbeddedBroker | None = None
     prefix: str = field(default_factory=unique_prefix)
     services: dict[str, ServiceProcess] = field(default_factory=dict)
+    extras: list[ServiceProcess] = field(default_factory=list)
 
     @property
     def bootstrap(self) -> str:
@@ -116,7 +120,7 @@ class Suite:
         }
         for name in SERVICES:
             env = base | {"DATABASE_URL": self.database_urls[name], f"{name.upper()}_PORT": str(free_port())}
-            env |= self.extra_env
+            env |= self.extra_env | self.service_env.get(name, {})
             self.services[name] = ServiceProcess(name, int(env[f"{name.upper()}_PORT"]), env,
                                                  self.root / f"{name}.log")
         for svc in self.services.values():
@@ -134,6 +138,17 @@ class Suite:
         svc.start()
         svc.wait_ready()
 
+    def spawn(self, name: str, **env: str) -> ServiceProcess:
+        """Start (not wait for) one more process of ``name`` on the same database and broker, e.g. a
+        second consumer of its groups; ``env`` overrides its environment. :meth:`stop` stops it too."""
+        base = self.services[name]
+        port = free_port()
+        extra = ServiceProcess(name, port, base.env | {f"{name.upper()}_PORT": str(port)} | env,
+                               self.root / f"{name}-extra-{len(self.extras) + 1}.log")
+        self.extras.append(extra)
+        extra.start()
+        return extra
+
     def url(self, name: str) -> str:
         return self.services[name].url
 
@@ -142,7 +157,9 @@ class Suite:
                                  timeout=30)
 
     def stop(self) -> None:
-        for svc in self.services.values():
+        if self.broker is not None and self.broker.process is not None:
+            self.broker.resume()  # a test that failed mid-pause must not leave the services hanging
+        for svc in [*self.extras, *self.services.values()]:
             svc.stop()
         if self.broker is not None:
             self.broker.stop()
@@ -209,3 +226,91 @@ class WebhookReceiver:
     def matching(self, predicate: Callable[[Received], bool]) -> list[Received]:
         with self._lock:
             return [r for r in self.received if predicate(r)]
+
+
+class TcpProxy:
+    """A TCP forwarder on 127.0.0.1 to ``target`` that can be cut and restored, to make a database
+    unreachable for one service without touching the server (other tests use it)."""
+
+    def __init__(self, target_host: str, target_port: int, port: int = 0) -> None:
+        self.target = (target_host, target_port)
+        self.port = port or free_port()
+        self._listener: socket.socket | None = None
+        self._conns: set[socket.socket] = set()
+        self._lock = threading.Lock()
+
+    def start(self) -> TcpProxy:
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen(64)
+        self._listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+        return self
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return  # cut or stopped
+            try:
+                upstream = socket.create_connection(self.target, timeout=5)
+                upstream.settimeout(None)
+            except OSError:
+                client.close()
+                continue
+            with self._lock:
+                if self._listener is not listener:  # cut while connecting
+                    client.close()
+                    upstream.close()
+                    return
+                self._conns |= {client, upstream}
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+                s.close()
+            with self._lock:
+                self._conns -= {src, dst}
+
+    def cut(self) -> None:
+        """Refuse new connections and reset the live ones, until :meth:`restore`."""
+        with self._lock:
+            listener, self._listener = self._listener, None
+            conns, self._conns = self._conns, set()
+        if listener is not None:
+            listener.close()
+        for s in conns:
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+            s.close()
+
+    def restore(self) -> None:
+        self.start()
+
+    def stop(self) -> None:
+        self.cut()
+
+
+def proxied_url(database_url: str, proxy: TcpProxy) -> str:
+    """``database_url`` with its host and port replaced by the proxy's."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(database_url).set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
+
+
+def database_endpoint(database_url: str) -> tuple[str, int]:
+    from sqlalchemy.engine import make_url
+
+    url = make_url(database_url)
+    return url.host or "127.0.0.1", url.port or 5432
