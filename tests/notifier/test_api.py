@@ -192,3 +192,14 @@ async def test_silences_api(service) -> None:
         assert (await c.get(f"/v1/silences/{sid}")).json()["status"] == "expired"
         assert (await c.get("/v1/silences", params={"status": "active"})).json()["items"] == []
         assert_problem(await c.delete("/v1/silences/nope"), 404)
+
+
+async def test_openapi_documents_every_route(service) -> None:
+    async with service("notifier", run_consumers=False, run_relay=False) as svc:
+        spec = (await svc.client.get("/openapi.json")).json()
+        for path in ("/v1/channels", "/v1/channels/{channel_id}/test", "/v1/rules/{rule_id}", "/v1/alerts",
+                     "/v1/alerts/{alert_id}/ack", "/v1/alerts/{alert_id}/resolve", "/v1/silences",
+                     "/v1/deliveries"):
+            assert path in spec["paths"], path
+        assert "put" in spec["paths"]["/v1/rules/{rule_id}"]
+        assert "secret" not in spec["components"]["schemas"]["ChannelOut"]["properties"]
