@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import ColumnElement, Select, Table, select, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import QueryableAttribute
 
 from shared.auth import Principal
 from shared.db import utcnow
@@ -74,7 +75,7 @@ def decode_cursor(cursor: str, arity: int) -> list[Any]:
 
 
 async def keyset_page(
-    session: AsyncSession, stmt: Select[Any], *, order_by: Sequence[ColumnElement[Any]],
+    session: AsyncSession, stmt: Select[Any], *, order_by: Sequence[ColumnElement[Any] | QueryableAttribute[Any]],
     cursor: str | None, limit: int, descending: bool = True,
 ) -> tuple[list[Any], str | None]:
     """Run ``stmt`` one page at a time, ordered by ``order_by`` (last column unique), via keyset."""

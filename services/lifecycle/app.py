@@ -48,9 +48,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         infra=infra,
         routers=[accounts_router, tasks_router, touchpoints_router, opportunities_router, renewals_router,
                  timeline_router],
-        # The group id carries the topic prefix: deployments (and test runs) sharing a cluster must not
-        # share a consumer group, or they rebalance each other and split each other's partitions.
-        consumers=[ConsumerSpec(name=s.kafka_topic_prefix + CONSUMER_NAME, topics=[HANDOFF_TOPIC, METRICS_TOPIC],
+        consumers=[ConsumerSpec(name=CONSUMER_NAME, topics=[HANDOFF_TOPIC, METRICS_TOPIC],
                                 handler=make_handler(s))],
         loops=[scheduler_loop] if s.run_scheduler else [],
         produces=[LIFECYCLE_TOPIC],

@@ -102,9 +102,12 @@ class EventConsumer:
         self.validate = validate
         self.metrics = metrics
         self.after_commit = after_commit
+        # The group id carries the topic prefix: deployments (and test runs) sharing a cluster must not
+        # share a group, or they would split each other's partitions. Dedup stays keyed by ``name``.
+        self.group_id = topic_prefix + name
         self.kafka = AIOKafkaConsumer(
             bootstrap_servers=bootstrap,
-            group_id=name,
+            group_id=self.group_id,
             client_id=name,
             enable_auto_commit=False,
             auto_offset_reset="earliest",

@@ -12,7 +12,7 @@ from shared.auth import KeyStore
 from shared.errors import Unprocessable
 from shared.http import decode_cursor, encode_cursor
 from shared.settings import hash_token
-from shared.testing import ADMIN_TOKEN
+from shared.testing import ADMIN_TOKEN, eventually
 from tests.shared import demo
 from tests.shared.conftest import DemoSettings, count
 
@@ -131,8 +131,12 @@ async def test_probes_and_metrics(demo_service) -> None:
     async with demo_service(run_consumers=False) as svc:
         anon = svc.client_for(None)
         assert (await anon.get("/healthz")).json() == {"status": "ok"}
-        r = await anon.get("/readyz")
-        assert r.status_code == 200, r.text
+
+        async def ready():
+            r = await anon.get("/readyz")
+            return r if r.status_code == 200 else None
+
+        r = await eventually(ready, message="readyz 200 once the relay is connected")
         assert r.json()["checks"] == {"database": "ok", "broker": "ok"}
         await svc.client.post("/v1/notes", json={"id": "n1", "account_id": "a", "text": "x"})
         text = (await anon.get("/metrics")).text
