@@ -28,7 +28,8 @@ def get_settings(request: Request) -> Settings:
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
-async def valid_handoff_id(handoff_id: HandoffId, session: SessionDep) -> Handoff:
+async def valid_handoff_id(handoff_id: HandoffId, session: SessionDep, _: ReadScope) -> Handoff:
+    # Requiring read access first means a token without it learns nothing, not even whether the id exists.
     handoff = await session.get(Handoff, handoff_id)
     if handoff is None:
         raise NotFound(f"handoff {handoff_id} does not exist")
