@@ -21,4 +21,4 @@ def consumer_specs(engine: Engine) -> list[ConsumerSpec]:
         await evaluate(session, engine, event)
 
     # The group id carries the topic prefix: deployments (and tests) sharing a cluster stay apart.
-    return [ConsumerSpec(name=f"{engine.settings.kafka_topic_prefix}notifier-events", topics=topics, handler=handle)]
+    return [ConsumerSpec(name="notifier-events", topics=topics, handler=handle)]

@@ -26,28 +26,29 @@ def get_box(ctx: ContextDep) -> SecretBox:
 BoxDep = Annotated[SecretBox, Depends(get_box)]
 
 
-async def valid_channel(session: SessionDep, channel_id: Annotated[str, Path(max_length=36)]) -> Channel:
+async def valid_channel(session: SessionDep, channel_id: Annotated[str, Path(max_length=36)], _: ReadScope) -> Channel:
+    # Read access is checked first: a token without it learns nothing, not even whether the id exists.
     channel = await session.get(Channel, channel_id)
     if channel is None:
         raise NotFound(f"channel {channel_id} does not exist")
     return channel
 
 
-async def valid_rule(session: SessionDep, rule_id: Annotated[str, Path(max_length=36)]) -> Rule:
+async def valid_rule(session: SessionDep, rule_id: Annotated[str, Path(max_length=36)], _: ReadScope) -> Rule:
     rule = await session.get(Rule, rule_id)
     if rule is None:
         raise NotFound(f"rule {rule_id} does not exist")
     return rule
 
 
-async def valid_alert(session: SessionDep, alert_id: Annotated[str, Path(max_length=36)]) -> Alert:
+async def valid_alert(session: SessionDep, alert_id: Annotated[str, Path(max_length=36)], _: ReadScope) -> Alert:
     alert = await session.get(Alert, alert_id)
     if alert is None:
         raise NotFound(f"alert {alert_id} does not exist")
     return alert
 
 
-async def valid_silence(session: SessionDep, silence_id: Annotated[str, Path(max_length=36)]) -> Silence:
+async def valid_silence(session: SessionDep, silence_id: Annotated[str, Path(max_length=36)], _: ReadScope) -> Silence:
     silence = await session.get(Silence, silence_id)
     if silence is None:
         raise NotFound(f"silence {silence_id} does not exist")
