@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from shared import tracing
 from shared.auth import KeyStore, current_principal
 from shared.db import InfraTables, create_engine, create_sessionmaker
-from shared.errors import install_error_handlers
+from shared.errors import PROBLEM_RESPONSES, install_error_handlers
 from shared.events import asyncapi
 from shared.events.consumer import BatchHandler, EventConsumer, EventHandler
 from shared.events.kafka import ensure_topics, make_producer
@@ -142,7 +142,7 @@ def create_service_app(defn: ServiceDefinition, settings: ServiceSettings) -> Fa
 
     for router in defn.routers:
         # Authenticate before anything else on the API, so no lookup runs for an anonymous caller.
-        app.include_router(router, dependencies=[Depends(current_principal)])
+        app.include_router(router, dependencies=[Depends(current_principal)], responses=PROBLEM_RESPONSES)
     return app
 
 

@@ -146,6 +146,11 @@ def install_error_handlers(app: FastAPI) -> None:
             503: ServiceUnavailable,
         }.get(exc.status_code, PostsalesError)
         detail = exc.detail if isinstance(exc.detail, str) else None
+        if exc.status_code == 400 and detail == "There was an error parsing the body":
+            # A body that is not valid JSON (or not UTF-8) is invalid input like any other: 422.
+            err422 = Unprocessable("the request body is not valid JSON",
+                                   errors=[{"loc": ["body"], "msg": "not valid JSON"}])
+            return problem_response(422, err422.to_problem(request.url.path))
         if exc.status_code == 404 and detail == "Not Found":
             detail = f"no route for {request.method} {request.url.path}"
         if exc.status_code == 405:
