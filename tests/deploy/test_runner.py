@@ -49,16 +49,15 @@ def runner(tmp_path: Path):
                                                              "DATABASE_URL")}
     env |= {f"{n.upper()}_PORT": str(p) for n, p in ports.items()}
     env |= {"POSTSALES_DATA_DIR": str(tmp_path / "data"), "POSTSALES_BROKER_PORT": str(free_port())}
-    log = open(tmp_path / "run.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "deploy.run"], env=env, stdout=log, stderr=subprocess.STDOUT,
-                            cwd=Path(__file__).parents[2])
+    with open(tmp_path / "run.log", "wb") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "deploy.run"], env=env, stdout=log, stderr=subprocess.STDOUT,
+                                cwd=Path(__file__).parents[2])
     try:
         yield proc, ports, tmp_path / "run.log"
     finally:
         if proc.poll() is None:
             proc.kill()
         proc.wait()
-        log.close()
 
 
 def wait_healthy(ports: dict[str, int], proc: subprocess.Popen, timeout: float = 90) -> None:
