@@ -473,13 +473,13 @@ async def database_down(suite: Suite, proxy: TcpProxy | None) -> AsyncIterator[s
 async def test_database_unavailable(suite: Suite, probe: KafkaProbe, db_proxy: TcpProxy | None) -> None:
     events = new_events("dbdown", 600)
     kafka_events, http_events = events[:400], events[400:]
-    before = await committed(suite, "metrics-usage", USAGE_TOPIC)
+    before = await committed(suite, suite.prefix + "metrics-usage", USAGE_TOPIC)
     async with suite.client("metrics") as metrics:
         async with database_down(suite, db_proxy) as how:
             await probe.publish(USAGE_TOPIC, kafka_events)
             write = asyncio.create_task(post_events(metrics, http_events))
             await asyncio.sleep(8)
-            during = await committed(suite, "metrics-usage", USAGE_TOPIC)
+            during = await committed(suite, suite.prefix + "metrics-usage", USAGE_TOPIC)
             assert during == before, f"offsets committed for unapplied events: {before} -> {during}"
             assert not any(r.key and r.key.decode() in {e.subject for e in events}
                            for r in await probe.read_all(USAGE_TOPIC + ".dlq", settle=0.2, timeout=3)), \
@@ -492,7 +492,7 @@ async def test_database_unavailable(suite: Suite, probe: KafkaProbe, db_proxy: T
     await oracle(suite, probe, Injection(
         "database unavailable", f"{how} for ~8 s while 400 events arrive on the topic and 200 over HTTP; "
         "committed offsets unchanged meanwhile", events=events))
-    after = await committed(suite, "metrics-usage", USAGE_TOPIC)
+    after = await committed(suite, suite.prefix + "metrics-usage", USAGE_TOPIC)
     assert sum(after.values()) - sum(before.values()) >= len(kafka_events) + len(http_events)
 
 
