@@ -53,6 +53,7 @@ class UsageDaily(Base):
     events: Mapped[float] = mapped_column(Float)
     event_count: Mapped[int] = mapped_column(Integer)
     active_users: Mapped[int] = mapped_column(Integer)
+    last_at: Mapped[dt.datetime] = mapped_column(comment="time of the latest event counted that day")
 
 
 class UsageDailyType(Base):

@@ -80,7 +80,7 @@ async def test_10k_events_with_duplicates_late_and_poison_give_exact_rollups(
                          message="all unique usage events stored")
         expected = _expected(valid)
 
-        daily = {(a, d): (ev, n, au) for a, d, ev, n, au in await rows(svc, UsageDaily)}
+        daily = {(a, d): (ev, n, au) for a, d, ev, n, au, _ in await rows(svc, UsageDaily)}
         assert set(daily) == set(expected)
         for key, agg in expected.items():
             assert daily[key][0] == agg["events"], key

@@ -52,8 +52,13 @@ async def opportunities_won_between(session: AsyncSession, start: dt.datetime, e
         Opportunity.status == "won", Opportunity.won_at >= start, Opportunity.won_at < end))).scalars().all())
 
 
-async def account_commitments(session: AsyncSession, account_id: str) -> list[Commitment]:
-    return list((await session.execute(select(Commitment).where(Commitment.account_id == account_id)))
+async def accounts_by_id(session: AsyncSession, account_ids: list[str]) -> dict[str, Account]:
+    rows = await session.execute(select(Account).where(Account.account_id.in_(account_ids)))
+    return {a.account_id: a for a in rows.scalars().all()}
+
+
+async def commitments_for(session: AsyncSession, account_ids: list[str]) -> list[Commitment]:
+    return list((await session.execute(select(Commitment).where(Commitment.account_id.in_(account_ids))))
                 .scalars().all())
 
 

@@ -66,6 +66,16 @@ def _earliest(current: dt.datetime | None, candidate: dt.datetime) -> dt.datetim
     return candidate if current is None or candidate < current else current
 
 
+def _optional_date(value: Any) -> dt.date | None:
+    """An extra (unschematised) date field: used when well-formed, ignored otherwise."""
+    if isinstance(value, dt.date):
+        return value
+    try:
+        return dt.date.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
+
+
 def _parse(event: CloudEvent, schema: type[Payload]) -> Any:
     try:
         return parse_data(event, schema)
@@ -82,7 +92,9 @@ async def apply_fact(session: AsyncSession, event: CloudEvent) -> None:
         p: Any = _parse(event, AccountPayload)
         account_id = p.account_id
         account = await _account(session, p.account_id)
-        _set_facts(account, p.model_dump())
+        facts = p.model_dump()
+        facts["planned_go_live"] = _optional_date(facts.get("planned_go_live"))
+        _set_facts(account, facts)
         if name == "account.created":
             account.created_at = _earliest(account.created_at, at)
         if p.stage == "churned":
@@ -169,8 +181,7 @@ async def _renewal(session: AsyncSession, p: RenewalRecorded, currency: Any, at:
     account = await _account(session, p.account_id)
     if p.outcome == "churned":
         account.churned_at = _earliest(account.churned_at, _day_start(day))
-    else:
-        account.arr = str(p.arr_after)
+    # ARR itself changes only with account.updated: "starting ARR" must stay the period-start value.
     account.updated_at = utcnow()
 
 

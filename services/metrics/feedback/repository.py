@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.metrics.db import upsert
@@ -42,11 +42,14 @@ async def tickets_opened_between(session: AsyncSession, start: dt.datetime, end:
     return list((await session.execute(stmt)).scalars().all())
 
 
-async def account_tickets(session: AsyncSession, account_id: str) -> list[Ticket]:
-    return list((await session.execute(select(Ticket).where(Ticket.account_id == account_id))).scalars().all())
+async def tickets_for(session: AsyncSession, account_ids: list[str], since: dt.datetime) -> list[Ticket]:
+    """Tickets of the accounts opened since ``since`` or still unresolved."""
+    return list((await session.execute(select(Ticket).where(
+        Ticket.account_id.in_(account_ids), or_(Ticket.resolved_at.is_(None), Ticket.opened_at >= since))
+    )).scalars().all())
 
 
-async def account_surveys(session: AsyncSession, account_id: str, since: dt.datetime) -> list[Survey]:
+async def surveys_for(session: AsyncSession, account_ids: list[str], since: dt.datetime) -> list[Survey]:
     return list((await session.execute(
-        select(Survey).where(Survey.account_id == account_id, Survey.responded_at >= since)
+        select(Survey).where(Survey.account_id.in_(account_ids), Survey.responded_at >= since)
         .order_by(Survey.responded_at))).scalars().all())

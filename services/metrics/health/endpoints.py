@@ -58,11 +58,12 @@ async def get_health(account_id: AccountId, session: SessionDep, _: ReadScope) -
         return _out(row)
     # Not scored yet (the scorer runs shortly after inputs arrive): evaluate now, without storing.
     now = utcnow()
-    scored, inputs, version, known = await service.evaluate(session, account_id, now)
-    if not known:
+    scored, version = await service.evaluate(session, [account_id], now)
+    if account_id not in scored:
         raise NotFound(f"nothing is known about account {account_id}")
-    return _out(HealthScore(account_id=account_id, score=scored.score, band=scored.band, coverage=scored.coverage,
-                            components=scored.components, model_version=version, computed_at=now,
+    result, inputs = scored[account_id]
+    return _out(HealthScore(account_id=account_id, score=result.score, band=result.band, coverage=result.coverage,
+                            components=result.components, model_version=version, computed_at=now,
                             as_of=inputs.as_of))
 
 

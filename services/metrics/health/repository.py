@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.metrics.db import upsert
@@ -31,10 +31,11 @@ async def dirty_accounts(session: AsyncSession, limit: int) -> list[tuple[str, d
     return [(a, m) for a, m in rows.all()]
 
 
-async def clear_dirty(session: AsyncSession, account_id: str, seen: dt.datetime) -> None:
+async def clear_dirty(session: AsyncSession, seen: list[tuple[str, dt.datetime]]) -> None:
     # A mark newer than the one we scored from stays, so that change is scored next pass.
-    await session.execute(delete(HealthDirty).where(HealthDirty.account_id == account_id,
-                                                    HealthDirty.marked_at <= seen))
+    if seen:
+        await session.execute(delete(HealthDirty).where(
+            tuple_(HealthDirty.account_id, HealthDirty.marked_at).in_(seen)))
 
 
 async def stale_accounts(session: AsyncSession, before: dt.datetime, limit: int) -> list[str]:
@@ -43,11 +44,15 @@ async def stale_accounts(session: AsyncSession, before: dt.datetime, limit: int)
     return list(rows.scalars().all())
 
 
-async def get_score(session: AsyncSession, account_id: str, *, for_update: bool = False) -> HealthScore | None:
-    stmt = select(HealthScore).where(HealthScore.account_id == account_id)
-    if for_update:
-        stmt = stmt.with_for_update()
-    return (await session.execute(stmt)).scalar_one_or_none()
+async def get_score(session: AsyncSession, account_id: str) -> HealthScore | None:
+    return (await session.execute(select(HealthScore).where(HealthScore.account_id == account_id))
+            ).scalar_one_or_none()
+
+
+async def scores_for(session: AsyncSession, account_ids: list[str]) -> dict[str, HealthScore]:
+    rows = await session.execute(select(HealthScore).where(HealthScore.account_id.in_(account_ids))
+                                 .order_by(HealthScore.account_id).with_for_update())
+    return {h.account_id: h for h in rows.scalars().all()}
 
 
 async def latest_model(session: AsyncSession) -> HealthModel | None:

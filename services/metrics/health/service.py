@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections import defaultdict
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -24,7 +25,7 @@ from services.metrics.health.model import (
     components,
 )
 from services.metrics.health.schemas import HealthModelIn
-from services.metrics.models import HealthModel, HealthScore
+from services.metrics.models import Commitment, HealthModel, HealthScore, Survey, Ticket
 from services.metrics.usage import repository as usage_repo
 from shared.app import ServiceContext
 from shared.db import utcnow
@@ -40,37 +41,48 @@ def _latest(*times: dt.datetime | None) -> dt.datetime | None:
     return max(present) if present else None
 
 
-async def gather(session: AsyncSession, account_id: str, now: dt.datetime) -> tuple[Inputs, bool]:
-    """The account's inputs, and whether anything at all is known about it."""
+async def gather(session: AsyncSession, account_ids: list[str], now: dt.datetime) -> dict[str, Inputs]:
+    """The inputs of each account anything is known about (set-based: a few queries for all of them)."""
     today = now.date()
-    account = await facts_repo.get_account(session, account_id)
-    first_day, last_usage = await usage_repo.usage_bounds(session, account_id)
-    users = await usage_repo.active_users(session, [account_id], today - dt.timedelta(days=29), today)
-    recent, _ = await usage_repo.usage_summary(session, account_id, today - dt.timedelta(days=13), today)
-    prior, _ = await usage_repo.usage_summary(session, account_id, today - dt.timedelta(days=27),
-                                              today - dt.timedelta(days=14))
-    surveys = await feedback_repo.account_surveys(session, account_id, now - dt.timedelta(days=180))
-    tickets = await feedback_repo.account_tickets(session, account_id)
-    commitments = await facts_repo.account_commitments(session, account_id)
-    i = Inputs(
-        now=now,
-        seats=account.seats if account else None,
-        renewal_date=account.renewal_date if account else None,
-        last_touchpoint_at=account.last_touchpoint_at if account else None,
-        has_usage=first_day is not None,
-        active_users_30d=users.get(account_id, 0),
-        events_recent_14d=recent,
-        events_prior_14d=prior,
-        nps_scores=[s.score for s in surveys if s.kind == "nps"],
-        csat_scores=[s.score for s in surveys if s.kind == "csat"],
-        tickets=[(t.opened_at, t.first_response_at, t.resolved_at) for t in tickets],
-        commitments=[(c.status, c.due_date, c.delivered_at) for c in commitments],
-    )
-    i.as_of = _latest(last_usage, account.updated_at if account else None,
-                      *(s.responded_at for s in surveys[-1:]), *(t.updated_at for t in tickets),
-                      *(c.updated_at for c in commitments))
-    known = account is not None or first_day is not None or bool(surveys) or bool(tickets) or bool(commitments)
-    return i, known
+    accounts = await facts_repo.accounts_by_id(session, account_ids)
+    last_usage = await usage_repo.last_usage(session, account_ids)
+    users = await usage_repo.active_users(session, account_ids, today - dt.timedelta(days=29), today)
+    recent: dict[str, float] = defaultdict(float)
+    prior: dict[str, float] = defaultdict(float)
+    for a, day, events in await usage_repo.recent_days(session, account_ids, today - dt.timedelta(days=27)):
+        (recent if day >= today - dt.timedelta(days=13) else prior)[a] += events
+    surveys: dict[str, list[Survey]] = defaultdict(list)
+    for sv in await feedback_repo.surveys_for(session, account_ids, now - dt.timedelta(days=180)):
+        surveys[sv.account_id].append(sv)
+    tickets: dict[str, list[Ticket]] = defaultdict(list)
+    for t in await feedback_repo.tickets_for(session, account_ids, now - dt.timedelta(days=90)):
+        tickets[t.account_id].append(t)
+    commitments: dict[str, list[Commitment]] = defaultdict(list)
+    for c in await facts_repo.commitments_for(session, account_ids):
+        commitments[c.account_id].append(c)
+    out: dict[str, Inputs] = {}
+    for a in account_ids:
+        account = accounts.get(a)
+        if account is None and a not in last_usage and not surveys[a] and not tickets[a] and not commitments[a]:
+            continue
+        out[a] = Inputs(
+            now=now,
+            seats=account.seats if account else None,
+            renewal_date=account.renewal_date if account else None,
+            last_touchpoint_at=account.last_touchpoint_at if account else None,
+            has_usage=a in last_usage,
+            active_users_30d=users.get(a, 0),
+            events_recent_14d=recent[a],
+            events_prior_14d=prior[a],
+            nps_scores=[sv.score for sv in surveys[a] if sv.kind == "nps"],
+            csat_scores=[sv.score for sv in surveys[a] if sv.kind == "csat"],
+            tickets=[(t.opened_at, t.first_response_at, t.resolved_at) for t in tickets[a]],
+            commitments=[(c.status, c.due_date, c.delivered_at) for c in commitments[a]],
+            as_of=_latest(last_usage.get(a), account.updated_at if account else None,
+                          *(sv.responded_at for sv in surveys[a][-1:]), *(t.updated_at for t in tickets[a]),
+                          *(c.updated_at for c in commitments[a])),
+        )
+    return out
 
 
 async def current_model(session: AsyncSession) -> tuple[int, dict[str, float], dict[str, float]]:
@@ -80,12 +92,12 @@ async def current_model(session: AsyncSession) -> tuple[int, dict[str, float], d
     return m.version, {k: float(v) for k, v in m.weights.items()}, {k: float(v) for k, v in m.bands.items()}
 
 
-async def evaluate(session: AsyncSession, account_id: str, now: dt.datetime | None = None
-                   ) -> tuple[Scored, Inputs, int, bool]:
-    now = now or utcnow()
-    inputs, known = await gather(session, account_id, now)
+async def evaluate(session: AsyncSession, account_ids: list[str], now: dt.datetime
+                   ) -> tuple[dict[str, tuple[Scored, Inputs]], int]:
+    """Score accounts with the current model (without storing); unknown accounts are left out."""
+    inputs = await gather(session, account_ids, now)
     version, weights, bands = await current_model(session)
-    return combine(components(inputs), weights, bands), inputs, version, known
+    return {a: (combine(components(i), weights, bands), i) for a, i in inputs.items()}, version
 
 
 def _factors(scored: Scored) -> list[dict[str, Any]]:
@@ -94,32 +106,33 @@ def _factors(scored: Scored) -> list[dict[str, Any]]:
     return [{"name": c["name"], "value": c["value"], "contribution": c["contribution"]} for c in known]
 
 
-async def score_account(session: AsyncSession, outbox: Outbox, account_id: str,
-                        now: dt.datetime | None = None) -> HealthScore | None:
-    """Re-score one account and store it; emits ``health.changed`` if its band changed."""
+async def score_accounts(session: AsyncSession, outbox: Outbox, account_ids: list[str],
+                         now: dt.datetime | None = None) -> None:
+    """Re-score accounts and store the scores; emits ``health.changed`` for each band that moved."""
     now = now or utcnow()
-    scored, inputs, version, known = await evaluate(session, account_id, now)
-    if not known:
-        return None
-    row = await repo.get_score(session, account_id, for_update=True)
-    old_score, old_band = (row.score, row.band) if row else (None, None)
-    if row is None:
-        row = HealthScore(account_id=account_id)
-        session.add(row)
-    elif row.score != scored.score:
-        row.previous_score, row.previous_band = row.score, row.band
-        row.previous_components, row.previous_computed_at = row.components, row.computed_at
-    row.score, row.band, row.coverage = scored.score, scored.band, scored.coverage
-    row.components, row.model_version = scored.components, version
-    row.computed_at, row.as_of = now, inputs.as_of
+    scored, version = await evaluate(session, account_ids, now)
+    if not scored:
+        return
+    stored = await repo.scores_for(session, list(scored))
+    for account_id, (result, inputs) in scored.items():
+        row = stored.get(account_id)
+        old_score, old_band = (row.score, row.band) if row else (None, None)
+        if row is None:
+            row = HealthScore(account_id=account_id)
+            session.add(row)
+        elif row.score != result.score:
+            row.previous_score, row.previous_band = row.score, row.band
+            row.previous_components, row.previous_computed_at = row.components, row.computed_at
+        row.score, row.band, row.coverage = result.score, result.band, result.coverage
+        row.components, row.model_version = result.components, version
+        row.computed_at, row.as_of = now, inputs.as_of
+        if result.band is not None and result.band != old_band:
+            await outbox.add(session, CloudEvent.new(
+                type="postsales.health.changed", source=SOURCE, subject=account_id, time=now,
+                data={"account_id": account_id, "old_score": old_score, "new_score": result.score,
+                      "old_band": old_band, "new_band": result.band, "coverage": result.coverage,
+                      "model_version": version, "factors": _factors(result)}))
     await session.flush()
-    if scored.band is not None and scored.band != old_band:
-        await outbox.add(session, CloudEvent.new(
-            type="postsales.health.changed", source=SOURCE, subject=account_id, time=now,
-            data={"account_id": account_id, "old_score": old_score, "new_score": scored.score,
-                  "old_band": old_band, "new_band": scored.band, "coverage": scored.coverage,
-                  "model_version": version, "factors": _factors(scored)}))
-    return row
 
 
 async def score_pending(ctx: ServiceContext, *, batch: int, refresh_seconds: float) -> int:
@@ -131,11 +144,8 @@ async def score_pending(ctx: ServiceContext, *, batch: int, refresh_seconds: flo
             dirty = await repo.dirty_accounts(session, batch)
             stale = [] if dirty else await repo.stale_accounts(
                 session, now - dt.timedelta(seconds=refresh_seconds), batch)
-            for account_id, seen in dirty:
-                await score_account(session, ctx.outbox, account_id, now)
-                await repo.clear_dirty(session, account_id, seen)
-            for account_id in stale:
-                await score_account(session, ctx.outbox, account_id, now)
+            await score_accounts(session, ctx.outbox, [a for a, _ in dirty] + stale, now)
+            await repo.clear_dirty(session, dirty)
             wrote_events = bool(session.info.get("outbox_dirty"))
         if wrote_events and ctx.relay is not None:
             ctx.relay.notify()

@@ -50,7 +50,7 @@ async def apply_usage_batch(session: AsyncSession, events: Sequence[CloudEvent])
     if not inserted:
         return
     new = [rows[k] for k in inserted]
-    daily: dict[tuple[str, dt.date], list[float]] = defaultdict(lambda: [0.0, 0])
+    daily: dict[tuple[str, dt.date], list[Any]] = defaultdict(lambda: [0.0, 0, None])
     types: dict[tuple[str, dt.date, str], float] = defaultdict(float)
     features: dict[tuple[str, dt.date, str], float] = defaultdict(float)
     users: set[tuple[str, dt.date, str]] = set()
@@ -59,6 +59,8 @@ async def apply_usage_batch(session: AsyncSession, events: Sequence[CloudEvent])
         agg = daily[key]
         agg[0] += r["quantity"]
         agg[1] += 1
+        if agg[2] is None or r["occurred_at"] > agg[2]:
+            agg[2] = r["occurred_at"]
         types[(*key, r["type"])] += r["quantity"]
         if r["feature"] is not None:
             features[(*key, r["feature"])] += r["quantity"]
@@ -66,8 +68,8 @@ async def apply_usage_batch(session: AsyncSession, events: Sequence[CloudEvent])
     new_users = Counter(await repo.insert_users(
         session, [{"account_id": a, "day": d, "user_id": u} for a, d, u in users]))
     await repo.add_daily(session, [
-        {"account_id": a, "day": d, "events": q, "event_count": int(n), "active_users": new_users.get((a, d), 0)}
-        for (a, d), (q, n) in daily.items()
+        {"account_id": a, "day": d, "events": q, "event_count": n, "active_users": new_users.get((a, d), 0),
+         "last_at": last} for (a, d), (q, n, last) in daily.items()
     ])
     await repo.add_counts(session, repo.TYPES, "type", [
         {"account_id": a, "day": d, "type": t, "events": q} for (a, d, t), q in types.items()])

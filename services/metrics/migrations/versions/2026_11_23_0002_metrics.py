@@ -42,6 +42,7 @@ def upgrade() -> None:
         sa.Column("events", sa.Float(), nullable=False),
         sa.Column("event_count", sa.Integer(), nullable=False),
         sa.Column("active_users", sa.Integer(), nullable=False),
+        sa.Column("last_at", UTCDateTime(), nullable=False, comment="time of the latest event counted that day"),
         sa.PrimaryKeyConstraint("account_id", "day", name="pk_usage_daily"),
     )
     op.create_table(

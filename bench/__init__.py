@@ -1,0 +1,1 @@
+"""Throughput benchmarks of the metrics service (``make bench``)."""

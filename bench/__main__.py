@@ -1,0 +1,257 @@
+"""``make bench``: the metrics service's ingestion throughput against bare aiokafka, on one broker.
+
+Measures, for N pre-built usage events:
+  1. a bare aiokafka producer publishing them (acks=all, the relay's producer settings);
+  2. a bare aiokafka consumer draining them (and the same plus ``json.loads`` per record);
+  3. per database: the service's real usage consumer (EventConsumer + the batch handler, on a
+     migrated database) draining the same events into rollups;
+  4. per database: ``POST /v1/events`` in batches of 1000 (httpx over ASGI, the real app) until
+     the outbox relay has published every accepted event to Kafka.
+Prints each rate and the service/bare ratios (target >= 0.5). Consumer clocks start when the
+group has its partitions (joining a group is a fixed cost of seconds, not throughput).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import concurrent.futures
+import contextlib
+import datetime as dt
+import json
+import os
+import random
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+from aiokafka import AIOKafkaConsumer
+from sqlalchemy import func, select
+from sqlalchemy.engine import make_url
+
+from services.metrics.app import MIGRATIONS, create_app
+from services.metrics.models import UsageDaily, infra
+from services.metrics.settings import Settings
+from shared.app import ServiceContext
+from shared.events.broker import EmbeddedBroker
+from shared.events.envelope import CloudEvent
+from shared.events.kafka import ensure_topics, make_producer
+from shared.events.registry import TOPICS, USAGE_TOPIC, dlq_topic
+from shared.migrations import upgrade
+
+TOKEN = "bench-admin-token-0123456789abcdef"
+PG_URL = os.environ.get("BENCH_DATABASE_URL") or os.environ.get(
+    "TEST_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
+PARTITIONS = 4
+
+
+def build_events(n: int, seed: int = 1) -> list[CloudEvent]:
+    """A day of product usage from 200 accounts and 2,000 users, in time order, 2% arriving late."""
+    rng = random.Random(seed)
+    start = dt.datetime(2026, 11, 20, tzinfo=dt.UTC)
+
+    def at(i: int) -> dt.datetime:
+        if rng.random() < 0.02:
+            return start - dt.timedelta(seconds=rng.randrange(3 * 86400))
+        return start + dt.timedelta(seconds=86400 * i // n)
+
+    return [CloudEvent.new(
+        type=rng.choice(("usage.login", "usage.feature_used", "usage.report_run")), source="/bench",
+        subject=f"acct-{rng.randrange(200)}", id=f"ev-{i}", time=at(i),
+        data={"user_id": f"user-{rng.randrange(2000)}", "feature": rng.choice(("reports", "export", "api")),
+              "quantity": rng.choice((1, 1, 1, 2))}) for i in range(n)]
+
+
+async def topics_for(bootstrap: str, prefix: str) -> None:
+    await ensure_topics(bootstrap, [prefix + t for t in TOPICS] + [prefix + dlq_topic(t) for t in TOPICS],
+                        partitions=PARTITIONS)
+
+
+async def bare_produce(bootstrap: str, topic: str, events: list[CloudEvent]) -> float:
+    """Events per second a bare producer publishes (serialising included, as the service must too)."""
+    producer = make_producer(bootstrap, client_id="bench-bare")
+    await producer.start()
+    try:
+        started = time.perf_counter()
+        futures = [await producer.send(topic, value=e.to_bytes(), key=e.subject.encode()) for e in events]
+        await asyncio.gather(*futures)
+        return len(events) / (time.perf_counter() - started)
+    finally:
+        await producer.stop()
+
+
+async def bare_consume(bootstrap: str, topic: str, n: int, *, decode: bool) -> float:
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=f"bench-bare-{uuid.uuid4().hex[:6]}",
+                                enable_auto_commit=False, auto_offset_reset="earliest",
+                                max_partition_fetch_bytes=4 * 1024 * 1024, fetch_max_wait_ms=100)
+    await consumer.start()
+    try:
+        while not consumer.assignment():  # noqa: ASYNC110 - polling a library's state
+            await asyncio.sleep(0.002)
+        started = time.perf_counter()
+        seen = 0
+        while seen < n:
+            batch = await consumer.getmany(timeout_ms=200, max_records=1000)
+            for records in batch.values():
+                seen += len(records)
+                if decode:
+                    for r in records:
+                        json.loads(r.value)
+            if batch:
+                await consumer.commit()
+        return n / (time.perf_counter() - started)
+    finally:
+        await consumer.stop()
+
+
+def _in_thread(fn: Callable[..., Any], *args: Any) -> Any:
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(fn, *args).result()
+
+
+@contextlib.asynccontextmanager
+async def database(backend: str, workdir: Path) -> AsyncIterator[str]:
+    """A fresh migrated database; PostgreSQL ones are dropped afterwards."""
+    if backend == "sqlite":
+        url = f"sqlite+aiosqlite:///{workdir / f'metrics-{uuid.uuid4().hex[:6]}.db'}"
+        _in_thread(upgrade, MIGRATIONS, url)
+        yield url
+        return
+    base = make_url(PG_URL)
+    name = f"metrics_bench_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(host=base.host or "127.0.0.1", port=base.port or 5432,
+                                  user=base.username or "postgres", password=base.password,
+                                  database=base.database or "postgres")
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        url = base.set(database=name).render_as_string(hide_password=False)
+        _in_thread(upgrade, MIGRATIONS, url)
+        yield url
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+@contextlib.asynccontextmanager
+async def running(url: str, bootstrap: str, prefix: str, workdir: Path, **overrides: Any
+                  ) -> AsyncIterator[tuple[Any, ServiceContext]]:
+    settings = Settings(database_url=url, kafka_bootstrap_servers=bootstrap, kafka_topic_prefix=prefix,
+                        kafka_topic_partitions=PARTITIONS, postsales_api_keys={TOKEN: ["admin"]},
+                        postsales_data_dir=workdir, outbox_poll_interval=0.05, **overrides)
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        yield app, app.state.ctx
+
+
+async def service_drain(url: str, bootstrap: str, prefix: str, n: int, workdir: Path) -> tuple[float, int]:
+    """Events per second the service's usage consumer turns into rollups; and the events counted."""
+    async with running(url, bootstrap, prefix, workdir) as (_, ctx):
+        consumer = next(c for c in ctx.consumers if c.name == "metrics-usage")
+        while not consumer.kafka.assignment():  # noqa: ASYNC110 - polling a library's state
+            await asyncio.sleep(0.002)
+        started = time.perf_counter()
+        while consumer.stats["applied"] + consumer.stats["duplicates"] + consumer.stats["dlq"] < n:  # noqa: ASYNC110
+            await asyncio.sleep(0.005)
+        elapsed = time.perf_counter() - started
+        async with ctx.session_factory() as s:
+            counted = int((await s.execute(select(func.coalesce(func.sum(UsageDaily.event_count), 0)))).scalar_one())
+        return n / elapsed, counted
+
+
+async def http_ingest(url: str, bootstrap: str, prefix: str, events: list[CloudEvent], workdir: Path,
+                      concurrency: int = 4) -> float:
+    """Events per second accepted by POST /v1/events and published to Kafka by the relay."""
+    bodies = [("[" + ",".join(e.model_dump_json(exclude_none=True) for e in events[i:i + 1000]) + "]").encode()
+              for i in range(0, len(events), 1000)]
+    async with running(url, bootstrap, prefix, workdir, run_consumers=False) as (app, ctx):
+        assert ctx.relay is not None
+        await ctx.relay.started.wait()
+        client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bench",
+                                   headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"},
+                                   timeout=60)
+        queue = list(reversed(bodies))
+
+        async def worker() -> None:
+            while queue:
+                r = await client.post("/v1/events", content=queue.pop())
+                if r.status_code != 202 or r.json()["rejected"]:
+                    raise RuntimeError(f"ingest failed: {r.status_code} {r.text[:300]}")
+
+        async with client:
+            started = time.perf_counter()
+            await asyncio.gather(*(worker() for _ in range(concurrency)))
+            table = infra.outbox
+            while True:
+                async with ctx.session_factory() as s:
+                    backlog = (await s.execute(select(func.count()).select_from(table)
+                                               .where(table.c.published_at.is_(None)))).scalar_one()
+                if backlog == 0:
+                    break
+                await asyncio.sleep(0.01)
+            return len(events) / (time.perf_counter() - started)
+
+
+async def pg_reachable() -> bool:
+    u = make_url(PG_URL)
+    try:
+        conn = await asyncpg.connect(host=u.host or "127.0.0.1", port=u.port or 5432, user=u.username,
+                                     password=u.password, database=u.database, timeout=3)
+    except (OSError, asyncpg.PostgresError, TimeoutError):
+        return False
+    await conn.close()
+    return True
+
+
+def line(label: str, rate: float, base: float | None = None) -> str:
+    ratio = f"   ratio {rate / base:5.2f}" if base else ""
+    return f"  {label:<58} {rate:>10,.0f} ev/s{ratio}"
+
+
+async def main(n: int) -> None:
+    backends = ["sqlite"] + (["postgresql"] if await pg_reachable() else [])
+    events = build_events(n)
+    results: dict[str, dict[str, float]] = {}
+    with EmbeddedBroker() as broker, tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        bootstrap = broker.bootstrap
+        print(f"metrics bench: {n:,} usage events, embedded broker {bootstrap}, {PARTITIONS} partitions, "
+              f"backends: {', '.join(backends)}")
+        for backend in backends:
+            # A fresh topic prefix per backend: the service's consumer group starts from offset 0 again.
+            source = f"b{uuid.uuid4().hex[:6]}."
+            await topics_for(bootstrap, source)
+            r = results[backend] = {}
+            r["produce"] = await bare_produce(bootstrap, source + USAGE_TOPIC, events)
+            r["drain"] = await bare_consume(bootstrap, source + USAGE_TOPIC, n, decode=False)
+            r["drain_json"] = await bare_consume(bootstrap, source + USAGE_TOPIC, n, decode=True)
+            async with database(backend, workdir) as url:
+                r["service"], counted = await service_drain(url, bootstrap, source, n, workdir)
+            if counted != n:
+                raise SystemExit(f"{backend}: rollups counted {counted} events, expected {n}")
+            prefix = f"h{uuid.uuid4().hex[:6]}."
+            await topics_for(bootstrap, prefix)
+            async with database(backend, workdir) as url:
+                r["ingest"] = await http_ingest(url, bootstrap, prefix, events, workdir)
+            print(f"\n[{backend}]")
+            print(line("bare aiokafka producer", r["produce"]))
+            print(line("bare aiokafka consumer (drain)", r["drain"]))
+            print(line("bare aiokafka consumer + json.loads per record", r["drain_json"]))
+            print(line("service consumer -> raw events + rollups (vs bare drain)", r["service"], r["drain"]))
+            print(line("POST /v1/events -> outbox -> Kafka (vs bare producer)", r["ingest"], r["produce"]))
+        print("\nratios (service / bare), target >= 0.5:")
+        for backend, r in results.items():
+            print(f"  {backend:<10} consumer drain {r['service'] / r['drain']:.2f} "
+                  f"(vs drain + json.loads {r['service'] / r['drain_json']:.2f})   "
+                  f"HTTP ingest {r['ingest'] / r['produce']:.2f}")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--events", type=int, default=50_000, help="number of usage events (default 50000)")
+    args = parser.parse_args()
+    asyncio.run(main(args.events))
