@@ -37,8 +37,10 @@ from sqlalchemy.engine import make_url
 from services.metrics.app import MIGRATIONS, create_app
 from services.metrics.models import UsageDaily, infra
 from services.metrics.settings import Settings
+from shared import app as shared_app
 from shared.app import ServiceContext
 from shared.events.broker import EmbeddedBroker
+from shared.events.consumer import Delivery
 from shared.events.envelope import CloudEvent
 from shared.events.kafka import ensure_topics, make_producer
 from shared.events.registry import TOPICS, USAGE_TOPIC, dlq_topic
@@ -148,8 +150,30 @@ async def running(url: str, bootstrap: str, prefix: str, workdir: Path, **overri
         yield app, app.state.ctx
 
 
-async def service_drain(url: str, bootstrap: str, prefix: str, n: int, workdir: Path) -> tuple[float, int]:
+class NoFoundationDedup(shared_app.EventConsumer):
+    """What-if only: the foundation consumer minus its processed_events dedup (the usage handler
+    dedups on its raw table's (source, id) key anyway). Measures what a ConsumerSpec flag would buy."""
+
+    async def _apply_once(self, deliveries: list[Delivery]) -> None:
+        assert self.batch_handler is not None
+        async with self.session_factory() as session, session.begin():
+            await self.batch_handler(session, [d.event for d in deliveries])
+        self.stats["applied"] += len(deliveries)
+
+
+async def service_drain(url: str, bootstrap: str, prefix: str, n: int, workdir: Path, *,
+                        skip_foundation_dedup: bool = False) -> tuple[float, int]:
     """Events per second the service's usage consumer turns into rollups; and the events counted."""
+    real = shared_app.EventConsumer
+    if skip_foundation_dedup:
+        shared_app.EventConsumer = NoFoundationDedup  # type: ignore[misc]
+    try:
+        return await _drain(url, bootstrap, prefix, n, workdir)
+    finally:
+        shared_app.EventConsumer = real  # type: ignore[misc]
+
+
+async def _drain(url: str, bootstrap: str, prefix: str, n: int, workdir: Path) -> tuple[float, int]:
     async with running(url, bootstrap, prefix, workdir) as (_, ctx):
         consumer = next(c for c in ctx.consumers if c.name == "metrics-usage")
         while not consumer.kafka.assignment():  # noqa: ASYNC110 - polling a library's state
@@ -212,7 +236,7 @@ def line(label: str, rate: float, base: float | None = None) -> str:
     return f"  {label:<58} {rate:>10,.0f} ev/s{ratio}"
 
 
-async def main(n: int) -> None:
+async def main(n: int, what_if: bool) -> None:
     backends = ["sqlite"] + (["postgresql"] if await pg_reachable() else [])
     events = build_events(n)
     results: dict[str, dict[str, float]] = {}
@@ -233,6 +257,13 @@ async def main(n: int) -> None:
                 r["service"], counted = await service_drain(url, bootstrap, source, n, workdir)
             if counted != n:
                 raise SystemExit(f"{backend}: rollups counted {counted} events, expected {n}")
+            if what_if:
+                source = f"w{uuid.uuid4().hex[:6]}."
+                await topics_for(bootstrap, source)
+                await bare_produce(bootstrap, source + USAGE_TOPIC, events)
+                async with database(backend, workdir) as url:
+                    r["what_if"], counted = await service_drain(url, bootstrap, source, n, workdir,
+                                                                skip_foundation_dedup=True)
             prefix = f"h{uuid.uuid4().hex[:6]}."
             await topics_for(bootstrap, prefix)
             async with database(backend, workdir) as url:
@@ -242,6 +273,8 @@ async def main(n: int) -> None:
             print(line("bare aiokafka consumer (drain)", r["drain"]))
             print(line("bare aiokafka consumer + json.loads per record", r["drain_json"]))
             print(line("service consumer -> raw events + rollups (vs bare drain)", r["service"], r["drain"]))
+            if what_if:
+                print(line("what-if: same consumer without processed_events dedup", r["what_if"], r["drain"]))
             print(line("POST /v1/events -> outbox -> Kafka (vs bare producer)", r["ingest"], r["produce"]))
         print("\nratios (service / bare), target >= 0.5:")
         for backend, r in results.items():
@@ -253,5 +286,7 @@ async def main(n: int) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--events", type=int, default=50_000, help="number of usage events (default 50000)")
+    parser.add_argument("--what-if-no-foundation-dedup", action="store_true",
+                        help="also measure the usage consumer without the foundation's processed_events dedup")
     args = parser.parse_args()
-    asyncio.run(main(args.events))
+    asyncio.run(main(args.events, args.what_if_no_foundation_dedup))
