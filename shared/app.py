@@ -47,6 +47,9 @@ class ConsumerSpec:
     handler: EventHandler | None = None
     batch_handler: BatchHandler | None = None
     batch_size: int | None = None
+    # False only for a handler that is idempotent by itself (e.g. inserts keyed by source + id with
+    # ON CONFLICT DO NOTHING): the foundation then skips its processed_events bookkeeping.
+    dedup: bool = True
 
 
 @dataclass
@@ -173,7 +176,7 @@ async def _start_bus(defn: ServiceDefinition, ctx: ServiceContext) -> None:
             batch_handler=spec.batch_handler, topic_prefix=s.kafka_topic_prefix, dlq_producer=ctx.producer,
             max_retries=s.consumer_max_retries, retry_backoff=s.consumer_retry_backoff,
             batch_size=spec.batch_size or s.consumer_batch_size, metrics=ctx.metrics,
-            after_commit=ctx.relay.notify,
+            after_commit=ctx.relay.notify, dedup=spec.dedup,
         )
         ctx.consumers.append(consumer)
         ctx.tasks.append(asyncio.create_task(consumer.run(), name=f"{defn.name}:{spec.name}"))

@@ -8,10 +8,10 @@ Spans are always created (so logs carry ``trace_id``); they are exported over OT
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
 
 from fastapi import FastAPI
 from opentelemetry import context, propagate, trace
@@ -56,20 +56,20 @@ def instrument_engine(engine: AsyncEngine) -> None:
     SQLAlchemyInstrumentor().instrument(engine=engine.sync_engine, enable_commenter=False, skip_dep_check=True)
 
 
-def with_trace_context(event: CloudEvent) -> CloudEvent:
-    """The event with the current trace context as its ``traceparent`` extension (kept if already set)."""
-    extras = event.model_extra or {}
-    if "traceparent" in extras:
-        return event
+def current_traceparent() -> dict[str, str]:
+    """The current trace context as CloudEvents extension attributes (empty outside a trace)."""
     carrier: dict[str, str] = {}
     propagate.inject(carrier)
-    if "traceparent" not in carrier:
-        return event
-    doc: dict[str, Any] = event.model_dump()
-    doc["traceparent"] = carrier["traceparent"]
-    if "tracestate" in carrier:
-        doc["tracestate"] = carrier["tracestate"]
-    return CloudEvent.model_validate(doc)
+    return {k: v for k, v in carrier.items() if k in ("traceparent", "tracestate")}
+
+
+def serialize(event: CloudEvent, trace_context: dict[str, str]) -> bytes:
+    """The event's JSON bytes, carrying ``trace_context`` unless the event already has a traceparent."""
+    if not trace_context or "traceparent" in (event.model_extra or {}):
+        return event.to_bytes()
+    doc = event.model_dump(mode="json", exclude_none=True)
+    doc.update(trace_context)
+    return json.dumps(doc, separators=(",", ":")).encode()
 
 
 @contextmanager

@@ -10,7 +10,9 @@ from shared.events.registry import FEEDBACK_TOPIC, HANDOFF_TOPIC, LIFECYCLE_TOPI
 
 CONSUMERS = [
     # Volume path: one transaction and a handful of set-based statements per getmany() batch.
-    ConsumerSpec(name="metrics-usage", topics=[USAGE_TOPIC], batch_handler=apply_usage_batch),
+    # The usage handler inserts raw events ON CONFLICT (source, id) DO NOTHING and counts only what it
+    # inserted: idempotent by itself, so the foundation's processed_events bookkeeping is skipped.
+    ConsumerSpec(name="metrics-usage", topics=[USAGE_TOPIC], batch_handler=apply_usage_batch, dedup=False),
     ConsumerSpec(name="metrics-feedback", topics=[FEEDBACK_TOPIC], handler=apply_feedback),
     ConsumerSpec(name="metrics-facts", topics=[LIFECYCLE_TOPIC, HANDOFF_TOPIC], handler=apply_fact),
 ]

@@ -14,9 +14,9 @@ from typing import Any
 from pydantic import TypeAdapter
 
 from shared.events.envelope import CloudEvent
-from shared.events.registry import EVENT_TYPES, TOPICS, USAGE_TOPIC, EventType, UsagePayload
+from shared.events.registry import EVENT_TYPES, TOPICS, USAGE_EVENT_TYPE, EventType
 
-_USAGE = EventType("usage.*", USAGE_TOPIC, UsagePayload, "A product usage event (any `usage.<name>` type).")
+_USAGE = USAGE_EVENT_TYPE
 
 
 def _message_name(event_type: str) -> str:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import CommitFailedError, KafkaError
-from sqlalchemy import insert, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -85,6 +85,7 @@ class EventConsumer:
         validate: bool = True,
         metrics: Metrics | None = None,
         after_commit: Callable[[], None] | None = None,
+        dedup: bool = True,
     ) -> None:
         if (handler is None) == (batch_handler is None):
             raise ValueError("give exactly one of handler or batch_handler")
@@ -102,6 +103,7 @@ class EventConsumer:
         self.validate = validate
         self.metrics = metrics
         self.after_commit = after_commit
+        self.dedup = dedup
         # The group id carries the topic prefix: deployments (and test runs) sharing a cluster must not
         # share a group, or they would split each other's partitions. Dedup stays keyed by ``name``.
         self.group_id = topic_prefix + name
@@ -224,14 +226,12 @@ class EventConsumer:
                 seen.add(d.event.dedup_key)
                 unique.append(d)
         async with self.session_factory() as session, session.begin():
-            done = await self._already_processed(session, [d.event.dedup_key for d in unique])
-            fresh = [d for d in unique if d.event.dedup_key not in done]
+            if self.dedup:
+                new_keys = await self._record_new(session, unique)
+                fresh = [d for d in unique if d.event.dedup_key in new_keys]
+            else:
+                fresh = unique
             if fresh:
-                now = utcnow()
-                await session.execute(insert(self.processed), [
-                    {"consumer": self.name, "source": d.event.source, "event_id": d.event.id, "processed_at": now}
-                    for d in fresh
-                ])
                 events = [d.event for d in fresh]
                 if self.batch_handler is not None:
                     await self.batch_handler(session, events)
@@ -256,17 +256,22 @@ class EventConsumer:
                 self.metrics.events_consumed.labels(self.name, "duplicate").inc(dups)
             self.metrics.handler_latency.labels(self.name).observe(time.perf_counter() - started)
 
-    async def _already_processed(self, session: AsyncSession, keys: list[tuple[str, str]]) -> set[tuple[str, str]]:
+    async def _record_new(self, session: AsyncSession, deliveries: list[Delivery]) -> set[tuple[str, str]]:
+        """Record the deliveries as processed; return the keys that were not recorded before.
+
+        One ``INSERT .. ON CONFLICT DO NOTHING RETURNING`` per batch: the rows that come back are the
+        events this consumer has never applied (a duplicate hits the primary key and returns nothing).
+        """
         t = self.processed
-        found: set[tuple[str, str]] = set()
-        for i in range(0, len(keys), 400):
-            chunk = keys[i:i + 400]
-            ids = {k[1] for k in chunk}
-            rows = await session.execute(
-                select(t.c.source, t.c.event_id).where(t.c.consumer == self.name, t.c.event_id.in_(ids))
-            )
-            found.update((s, e) for s, e in rows.all())
-        return found & set(keys)
+        dialect = session.get_bind().dialect.name
+        insert_fn = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        stmt = insert_fn(t).on_conflict_do_nothing().returning(t.c.source, t.c.event_id)
+        now = utcnow()
+        rows = await session.execute(stmt, [
+            {"consumer": self.name, "source": d.event.source, "event_id": d.event.id, "processed_at": now}
+            for d in deliveries
+        ])
+        return {(source, event_id) for source, event_id in rows.all()}
 
     async def _dead_letter(self, rec: ConsumerRecord, error: str) -> None:
         headers = [

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 import uuid
 from typing import Any
 
@@ -51,10 +50,14 @@ class CloudEvent(BaseModel):
         if raw is None:
             raise InvalidEvent("empty message")
         try:
-            doc = json.loads(raw)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise InvalidEvent(f"not JSON: {exc}") from None
-        return cls.parse_document(doc)
+            # pydantic-core parses and validates in one pass: ~10x cheaper than json.loads + validate.
+            return cls.model_validate_json(raw)
+        except ValidationError as exc:
+            if any(e["type"] == "json_invalid" for e in exc.errors()):
+                raise InvalidEvent(f"not JSON: {exc.errors()[0]['msg']}") from None
+            if any(e["type"] == "model_type" for e in exc.errors()):
+                raise InvalidEvent("a CloudEvent must be a JSON object") from None
+            raise InvalidEvent(describe_validation_error(exc)) from None
 
     @classmethod
     def parse_document(cls, doc: Any) -> CloudEvent:

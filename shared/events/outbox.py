@@ -25,11 +25,11 @@ from sqlalchemy import Table, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.db import utcnow
-from shared.events.envelope import CloudEvent
+from shared.events.envelope import CloudEvent, InvalidEvent
 from shared.events.kafka import start_with_retry
-from shared.events.registry import validate_event
+from shared.events.registry import lookup, validate_event
 from shared.observability import Metrics, current_request_id
-from shared.tracing import with_trace_context
+from shared.tracing import current_traceparent, serialize
 
 log = logging.getLogger("postsales.outbox")
 
@@ -41,16 +41,20 @@ class Outbox:
         self.table = table
 
     async def add(self, session: AsyncSession, event: CloudEvent) -> None:
-        event = with_trace_context(event)
         et = validate_event(event)
-        await self.add_raw(session, topic=et.topic, key=event.subject, event_id=event.id, payload=event.to_bytes())
+        payload = serialize(event, current_traceparent())
+        await self.add_raw(session, topic=et.topic, key=event.subject, event_id=event.id, payload=payload)
 
-    async def add_many(self, session: AsyncSession, events: Sequence[CloudEvent]) -> None:
+    async def add_many(self, session: AsyncSession, events: Sequence[CloudEvent], *, validated: bool = False) -> None:
+        """Add events in one bulk insert; pass ``validated=True`` when the caller already ran
+        :func:`validate_event` on each (high-volume ingestion)."""
+        traceparent = current_traceparent()
         rows = []
         for ev in events:
-            ev = with_trace_context(ev)
-            et = validate_event(ev)
-            rows.append(self._row(et.topic, ev.subject, ev.id, ev.to_bytes()))
+            et = lookup(ev.type) if validated else validate_event(ev)
+            if et is None:
+                raise InvalidEvent(f"unknown event type '{ev.type}'")
+            rows.append(self._row(et.topic, ev.subject, ev.id, serialize(ev, traceparent)))
         if rows:
             await session.execute(self.table.insert(), rows)
             session.info["outbox_dirty"] = True

@@ -226,12 +226,15 @@ EVENT_TYPES: dict[str, EventType] = {t.name: t for t in _TYPES}
 USAGE_PREFIX = "usage."
 
 
+USAGE_EVENT_TYPE = EventType("usage.*", USAGE_TOPIC, UsagePayload, "A product usage event (any `usage.<name>`).")
+
+
 def lookup(event_type: str) -> EventType | None:
     """The registered type, or the generic usage type for any ``usage.*``."""
     if event_type in EVENT_TYPES:
         return EVENT_TYPES[event_type]
     if event_type.startswith(USAGE_PREFIX) and len(event_type) > len(USAGE_PREFIX):
-        return EventType(event_type, USAGE_TOPIC, UsagePayload, "A product usage event.")
+        return USAGE_EVENT_TYPE
     return None
 
 

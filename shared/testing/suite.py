@@ -99,6 +99,7 @@ class Suite:
     prefix: str = field(default_factory=unique_prefix)
     services: dict[str, ServiceProcess] = field(default_factory=dict)
     extras: list[ServiceProcess] = field(default_factory=list)
+    ready_timeout: float = 180.0  # a loaded 2-core CI machine can take a minute to import four apps
 
     @property
     def bootstrap(self) -> str:
@@ -126,7 +127,7 @@ class Suite:
         for svc in self.services.values():
             svc.start()
         for svc in self.services.values():
-            svc.wait_ready()
+            svc.wait_ready(self.ready_timeout)
         return self
 
     def restart(self, name: str, *, kill: bool = False) -> None:
@@ -136,7 +137,7 @@ class Suite:
         else:
             svc.stop()
         svc.start()
-        svc.wait_ready()
+        svc.wait_ready(self.ready_timeout)
 
     def spawn(self, name: str, **env: str) -> ServiceProcess:
         """Start (not wait for) one more process of ``name`` on the same database and broker, e.g. a

@@ -31,7 +31,7 @@ async def ingest(session: AsyncSession, outbox: Outbox, items: list[Any]) -> Ing
             rejected.append(Rejection(index=index, error=str(exc)))
             continue
         accepted.append(event)
-    await outbox.add_many(session, accepted)
+    await outbox.add_many(session, accepted, validated=True)  # check_ingestible ran validate_event
     return IngestResult(accepted=len(accepted), rejected=rejected)
 
 
