@@ -378,7 +378,11 @@ async def consumer_lag(bootstrap: str, prefix: str, groups: list[str]) -> list[L
         lags: list[Lag] = []
         for group in groups:
             # Asking for the partitions explicitly works on every broker (Tansu mis-answers "all partitions").
-            offsets = await admin.list_consumer_group_offsets(group, partitions=tps)
+            try:
+                offsets = await admin.list_consumer_group_offsets(group, partitions=tps)
+            except KafkaError as exc:
+                typer.echo(f"warning: offsets of group {group} unavailable ({type(exc).__name__})", err=True)
+                continue
             for tp, meta in sorted(offsets.items(), key=lambda i: (i[0].topic, i[0].partition)):
                 if meta.offset >= 0:
                     lags.append(Lag(group, tp.topic.removeprefix(prefix), tp.partition, meta.offset, end[tp],

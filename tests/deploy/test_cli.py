@@ -341,7 +341,7 @@ async def test_recompute_posts_the_period_to_the_metrics_service(service: Any, k
             r = await svc.client.get("/v1/accounts/acct-r/usage", params={"from": "2026-11-12", "to": "2026-11-12"})
             return r.status_code == 200 and bool(r.json()["items"])
 
-        await eventually(ingested, timeout=40, message="usage ingested")
+        await eventually(ingested, timeout=60, message="usage ingested")
         env = {"POSTSALES_TOKEN": ADMIN_TOKEN, "POSTSALES_METRICS_URL": url}
         result = await cli("recompute", "--from", "2026-11-01", "--to", "2026-11-30", env=env)
         assert result.exit_code == 0, result.output
@@ -375,7 +375,7 @@ async def test_alerts_tail_prints_existing_then_new_alerts_once(service: Any, ka
 
     async with service("notifier") as svc, serve(svc.app) as url:
         await kafka.publish(FEEDBACK_TOPIC, [detractor("acct-1")])
-        await eventually(lambda: firing(1), timeout=40, message="first alert fired")
+        await eventually(lambda: firing(1), timeout=60, message="first alert fired")
         env = {**os.environ, "POSTSALES_TOKEN": ADMIN_TOKEN, "POSTSALES_NOTIFIER_URL": url}
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "deploy.cli", "alerts", "tail", "--status", "firing", "--count", "2",
@@ -383,7 +383,7 @@ async def test_alerts_tail_prints_existing_then_new_alerts_once(service: Any, ka
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
         try:
             assert proc.stdout is not None
-            first = json.loads(await asyncio.wait_for(proc.stdout.readline(), 30))
+            first = json.loads(await asyncio.wait_for(proc.stdout.readline(), 60))
             assert first["subject"] == "acct-1" and first["status"] == "firing"
             await kafka.publish(FEEDBACK_TOPIC, [detractor("acct-1"), detractor("acct-2")])
             out, err = await asyncio.wait_for(proc.communicate(), 60)
