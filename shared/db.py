@@ -40,6 +40,11 @@ NAMING_CONVENTION = {
 }
 
 
+READ_ONLY = "postsales_read_only"
+"""Execution option for a transaction that only reads: on SQLite it then takes no write lock.
+Use ``await session.connection(execution_options={READ_ONLY: True})`` before the first statement."""
+
+
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
@@ -147,7 +152,8 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
 
         @event.listens_for(engine.sync_engine, "begin")
         def _sqlite_begin(conn: Any) -> None:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # Readers that never write (READ_ONLY) take no lock at all under WAL.
+            conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(READ_ONLY) else "BEGIN IMMEDIATE")
 
         return engine
     if "poolclass" not in kwargs:

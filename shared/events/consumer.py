@@ -86,6 +86,7 @@ class EventConsumer:
         metrics: Metrics | None = None,
         after_commit: Callable[[], None] | None = None,
         dedup: bool = True,
+        batch_wait: float = 0.05,
     ) -> None:
         if (handler is None) == (batch_handler is None):
             raise ValueError("give exactly one of handler or batch_handler")
@@ -104,6 +105,7 @@ class EventConsumer:
         self.metrics = metrics
         self.after_commit = after_commit
         self.dedup = dedup
+        self.batch_wait = batch_wait
         # The group id carries the topic prefix: deployments (and test runs) sharing a cluster must not
         # share a group, or they would split each other's partitions. Dedup stays keyed by ``name``.
         self.group_id = topic_prefix + name
@@ -140,7 +142,7 @@ class EventConsumer:
         try:
             while not self._stop.is_set():
                 try:
-                    batch = await self.kafka.getmany(timeout_ms=200, max_records=self.batch_size)
+                    batch = await self._fetch()
                 except KafkaError as exc:
                     log.warning("consumer %s: fetch failed (%s)", self.name, exc)
                     await asyncio.sleep(1)
@@ -152,6 +154,22 @@ class EventConsumer:
                 self._update_lag(batch)
         finally:
             await self.kafka.stop()
+
+    async def _fetch(self) -> dict[TopicPartition, list[ConsumerRecord]]:
+        """One batch of up to ``batch_size`` records: a blocking ``getmany`` topped up with what is
+        already prefetched, so a backlog is applied in few large transactions, not many small ones."""
+        batch: dict[TopicPartition, list[ConsumerRecord]] = await self.kafka.getmany(
+            timeout_ms=200, max_records=self.batch_size)
+        count = sum(len(r) for r in batch.values())
+        deadline = time.monotonic() + self.batch_wait
+        while batch and count < self.batch_size and (left := deadline - time.monotonic()) > 0:
+            more = await self.kafka.getmany(timeout_ms=int(left * 1000), max_records=self.batch_size - count)
+            if not more:
+                break
+            for tp, records in more.items():
+                batch.setdefault(tp, []).extend(records)
+                count += len(records)
+        return batch
 
     async def _handle_fetch(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
         deliveries: list[Delivery] = []

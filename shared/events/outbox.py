@@ -24,7 +24,7 @@ from aiokafka import AIOKafkaProducer
 from sqlalchemy import Table, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from shared.db import utcnow
+from shared.db import READ_ONLY, utcnow
 from shared.events.envelope import CloudEvent, InvalidEvent
 from shared.events.kafka import start_with_retry
 from shared.events.registry import lookup, validate_event
@@ -141,6 +141,7 @@ class OutboxRelay:
             sqlite = bind.dialect.name == "sqlite"
             if sqlite:
                 async with session.begin():
+                    await session.connection(execution_options={READ_ONLY: True})
                     batch, pending = await self._claim(session, lock=False)
                 if not batch:
                     return 0

@@ -83,6 +83,10 @@ class ServiceProcess:
         """SIGKILL: no shutdown hooks, no final commits."""
         self.stop(signal.SIGKILL)
 
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
     def logs(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
@@ -217,6 +221,10 @@ class WebhookReceiver:
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         return self
 
+    @property
+    def running(self) -> bool:
+        return self._server is not None
+
     def stop(self) -> None:
         """Down: the port refuses connections until :meth:`start` is called again."""
         if self._server is not None:
@@ -297,7 +305,9 @@ class TcpProxy:
             s.close()
 
     def restore(self) -> None:
-        self.start()
+        """Listen again (a no-op when not cut)."""
+        if self._listener is None:
+            self.start()
 
     def stop(self) -> None:
         self.cut()
