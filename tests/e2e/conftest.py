@@ -16,6 +16,7 @@ FAST_ENV = {
     "NOTIFIER_DELIVERY_MAX_DELAY": "2",
     "NOTIFIER_DELIVERY_TIMEOUT": "5",
     "NOTIFIER_DELIVERY_LEASE": "15",
+    "NOTIFIER_DELIVERY_MAX_ATTEMPTS": "100",  # with 2 s backoffs: minutes before a delivery is dead
 }
 
 
