@@ -25,11 +25,12 @@ def allowed_targets(stage: str) -> frozenset[str]:
 
 
 def _upper(value: Any) -> Any:
-    return value.strip().upper() if isinstance(value, str) else value
+    return value.upper() if isinstance(value, str) else value
 
 
-Currency = Annotated[str, BeforeValidator(_upper), Field(pattern=r"^[A-Z]{3}$", examples=["EUR"],
-                                                         description="ISO 4217 code.")]
+# Documented as accepted (any case), stored upper-case: the schema must not promise more than the API checks.
+Currency = Annotated[str, BeforeValidator(_upper), Field(pattern=r"^[A-Za-z]{3}$", examples=["EUR"],
+                                                         description="ISO 4217 code (any case; stored upper-case).")]
 MoneyIn = Annotated[Decimal, Field(ge=0, max_digits=18, decimal_places=2, examples=["120000.00"],
                                    description="A decimal string, at most 2 decimals."),
                     AfterValidator(lambda v: v.quantize(Decimal("0.01")))]

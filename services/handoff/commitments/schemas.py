@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from shared.types import Date
+
 CommitmentKind = Literal["customization", "feature", "integration", "sla", "training", "other"]
 CommitmentStatus = Literal["open", "in_progress", "delivered", "waived", "at_risk"]
 COMMITMENT_STATUSES: tuple[str, ...] = ("open", "in_progress", "delivered", "waived", "at_risk")
@@ -49,7 +51,7 @@ class CommitmentIn(BaseModel):
 
     title: str = Field(min_length=1, max_length=300)
     kind: CommitmentKind = "other"
-    due_date: dt.date | None = None
+    due_date: Date | None = None
     description: str | None = Field(default=None, max_length=10_000)
     owner: str | None = Field(default=None, max_length=200)
 
@@ -78,7 +80,7 @@ class CommitmentPatch(BaseModel):
     note: str | None = Field(default=None, max_length=10_000)
     evidence: str | None = Field(default=None, max_length=10_000)
     owner: str | None = Field(default=None, max_length=200)
-    due_date: dt.date | None = None
+    due_date: Date | None = None
     by: str | None = Field(default=None, max_length=200, description="Who made the change (kept in history).")
 
 

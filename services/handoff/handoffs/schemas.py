@@ -9,6 +9,7 @@ from typing import Any, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from services.handoff.commitments.schemas import CommitmentDraftIn, CommitmentIn, CommitmentOut
+from shared.types import Bool, Date, Int
 
 HandoffStatus = Literal["draft", "submitted", "accepted", "returned"]
 HANDOFF_STATUSES: tuple[str, ...] = ("draft", "submitted", "accepted", "returned")
@@ -56,12 +57,12 @@ class AccountIn(BaseModel):
     name: str = Field(min_length=1, max_length=300)
     segment: str | None = Field(default=None, max_length=100)
     plan: str | None = Field(default=None, max_length=100)
-    seats: int | None = Field(default=None, ge=0, le=10_000_000)
+    seats: Int | None = Field(default=None, ge=0, le=10_000_000)
     arr: Decimal | None = Field(default=None, ge=0, max_digits=20, decimal_places=2,
                                 description="Annual recurring revenue, a decimal string.")
     currency: str | None = Field(default=None, pattern=r"^[A-Z]{3}$", description="ISO 4217 code.")
-    contract_start: dt.date | None = None
-    renewal_date: dt.date | None = None
+    contract_start: Date | None = None
+    renewal_date: Date | None = None
 
     @model_validator(mode="after")
     def _dates(self) -> Self:
@@ -80,11 +81,11 @@ class AccountPatch(BaseModel):
     name: str | None = Field(default=None, min_length=1, max_length=300)
     segment: str | None = Field(default=None, max_length=100)
     plan: str | None = Field(default=None, max_length=100)
-    seats: int | None = Field(default=None, ge=0, le=10_000_000)
+    seats: Int | None = Field(default=None, ge=0, le=10_000_000)
     arr: Decimal | None = Field(default=None, ge=0, max_digits=20, decimal_places=2)
     currency: str | None = Field(default=None, pattern=r"^[A-Z]{3}$")
-    contract_start: dt.date | None = None
-    renewal_date: dt.date | None = None
+    contract_start: Date | None = None
+    renewal_date: Date | None = None
 
     @model_validator(mode="after")
     def _required_not_null(self) -> Self:
@@ -116,7 +117,7 @@ class Stakeholder(BaseModel):
     name: str = Field(min_length=1, max_length=200)
     role: str | None = Field(default=None, max_length=200)
     email: str | None = Field(default=None, max_length=320, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-    champion: bool = False
+    champion: Bool = False
 
 
 class HandoffCreate(BaseModel):
@@ -132,7 +133,7 @@ class HandoffCreate(BaseModel):
     proposal: str | None = _text()
     demo_notes: str | None = _text()
     commitments: list[CommitmentIn] = Field(default_factory=list, max_length=200)
-    no_commitments: bool = Field(default=False, description="State explicitly that nothing was promised.")
+    no_commitments: Bool = Field(default=False, description="State explicitly that nothing was promised.")
     stakeholders: list[Stakeholder] = _short_list()
     risks: list[str] = _short_list()
     presales_owner: str | None = Field(default=None, max_length=200)
@@ -160,7 +161,7 @@ class HandoffPatch(BaseModel):
     proposal: str | None = _text()
     demo_notes: str | None = _text()
     commitments: list[CommitmentDraftIn] | None = Field(default=None, max_length=200)
-    no_commitments: bool | None = None
+    no_commitments: Bool | None = None
     stakeholders: list[Stakeholder] | None = Field(default=None, max_length=200)
     risks: list[str] | None = Field(default=None, max_length=200)
     presales_owner: str | None = Field(default=None, max_length=200)

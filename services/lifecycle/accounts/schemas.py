@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from services.lifecycle.common import Currency, MoneyIn, MoneyOut, Stage
+from shared.types import Date, Int
 
 OnboardingStatus = Literal["on_track", "behind", "stuck", "completed"]
 HealthBand = Literal["green", "yellow", "red"]
@@ -37,11 +38,11 @@ class AccountCreate(BaseModel):
     segment: str | None = Field(default=None, max_length=100)
     plan: str | None = Field(default=None, max_length=100)
     owner: str | None = Field(default=None, max_length=200, description="The post-sales owner (CSM).")
-    seats: int | None = Field(default=None, ge=0, le=10_000_000)
+    seats: Int | None = Field(default=None, ge=0, le=10_000_000)
     arr: MoneyIn | None = None
     currency: Currency | None = None
-    contract_start: dt.date | None = None
-    renewal_date: dt.date | None = None
+    contract_start: Date | None = None
+    renewal_date: Date | None = None
     stage: Stage = Field(default="onboarding", description="Initial stage (not churned); onboarding gets a plan.")
 
     @model_validator(mode="after")
@@ -65,11 +66,11 @@ class AccountUpdate(BaseModel):
     segment: str | None = Field(default=None, max_length=100)
     plan: str | None = Field(default=None, max_length=100)
     owner: str | None = Field(default=None, max_length=200)
-    seats: int | None = Field(default=None, ge=0, le=10_000_000)
+    seats: Int | None = Field(default=None, ge=0, le=10_000_000)
     arr: MoneyIn | None = None
     currency: Currency | None = None
-    contract_start: dt.date | None = None
-    renewal_date: dt.date | None = None
+    contract_start: Date | None = None
+    renewal_date: Date | None = None
 
     @model_validator(mode="before")
     @classmethod

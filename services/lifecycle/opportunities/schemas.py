@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from services.lifecycle.common import Currency, MoneyIn, MoneyOut
+from shared.types import Date
 
 OpportunityKind = Literal["upsell", "cross_sell"]
 OpportunityStatus = Literal["open", "won", "lost"]
@@ -26,7 +27,7 @@ class OpportunityCreate(BaseModel):
     title: str | None = Field(default=None, max_length=300)
     owner: str | None = Field(default=None, max_length=200)
     notes: str | None = Field(default=None, max_length=20_000)
-    expected_close_date: dt.date | None = None
+    expected_close_date: Date | None = None
     status: OpportunityStatus = "open"
 
 
@@ -41,7 +42,7 @@ class OpportunityUpdate(BaseModel):
     title: str | None = Field(default=None, max_length=300)
     owner: str | None = Field(default=None, max_length=200)
     notes: str | None = Field(default=None, max_length=20_000)
-    expected_close_date: dt.date | None = None
+    expected_close_date: Date | None = None
 
     @model_validator(mode="before")
     @classmethod

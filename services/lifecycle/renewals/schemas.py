@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from services.lifecycle.accounts.schemas import HealthOut
 from services.lifecycle.common import Currency, MoneyIn, MoneyOut, Stage
+from shared.types import Date
 
 RenewalOutcome = Literal["renewed", "churned"]
 
@@ -26,8 +27,8 @@ class RenewalCreate(BaseModel):
     arr_before: MoneyIn | None = Field(default=None, description="Defaults to the account's current ARR.")
     arr_after: MoneyIn | None = Field(default=None, description="Required when renewed; 0 (the default) if churned.")
     currency: Currency | None = Field(default=None, description="Defaults to the account's currency.")
-    renewal_date: dt.date | None = Field(default=None, description="The renewal decided; defaults to the account's.")
-    new_renewal_date: dt.date | None = Field(default=None, description="Renewed: the next one; default +1 year.")
+    renewal_date: Date | None = Field(default=None, description="The renewal decided; defaults to the account's.")
+    new_renewal_date: Date | None = Field(default=None, description="Renewed: the next one; default +1 year.")
     notes: str | None = Field(default=None, max_length=20_000)
     actor: str | None = Field(default=None, max_length=200)
 

@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from shared.types import Date
+
 TaskStatus = Literal["open", "in_progress", "done", "cancelled"]
 TaskKind = Literal["milestone", "commitment", "task"]
 
@@ -21,7 +23,7 @@ class TaskCreate(BaseModel):
     title: str = Field(min_length=1, max_length=300)
     description: str | None = Field(default=None, max_length=10_000)
     owner: str | None = Field(default=None, max_length=200)
-    due_date: dt.date | None = None
+    due_date: Date | None = None
     status: Literal["open", "in_progress"] = "open"
 
 
@@ -34,7 +36,7 @@ class TaskUpdate(BaseModel):
     title: str | None = Field(default=None, min_length=1, max_length=300)
     description: str | None = Field(default=None, max_length=10_000)
     owner: str | None = Field(default=None, max_length=200)
-    due_date: dt.date | None = None
+    due_date: Date | None = None
 
     @model_validator(mode="before")
     @classmethod

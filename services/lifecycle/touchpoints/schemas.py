@@ -5,7 +5,9 @@ from __future__ import annotations
 import datetime as dt
 from typing import Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.types import DateTime
 
 TouchpointKind = Literal["check_in", "training", "qbr", "ebr", "other"]
 
@@ -19,7 +21,7 @@ class TouchpointCreate(BaseModel):
 
     kind: TouchpointKind
     notes: str | None = Field(default=None, max_length=20_000)
-    at: AwareDatetime | None = Field(default=None, description="When it happened; defaults to now.")
+    at: DateTime | None = Field(default=None, description="When it happened; defaults to now.")
     attendees: list[str] = Field(default_factory=list, max_length=100)
     actor: str | None = Field(default=None, max_length=200, description="Who logged it; defaults to the API key id.")
 

@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from shared.types import Bool, Int
+
 Kind = Literal["webhook", "slack", "email"]
 Lang = Literal["en", "ja"]
 
@@ -16,7 +18,7 @@ class SmtpIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     host: str | None = Field(default=None, max_length=255, examples=["smtp.example.com"])
-    port: int | None = Field(default=None, ge=1, le=65535, examples=[587])
+    port: Int | None = Field(default=None, ge=1, le=65535, examples=[587])
     tls: Literal["starttls", "tls", "none"] | None = Field(default=None, examples=["starttls"])
     from_address: str | None = Field(default=None, max_length=320, examples=["alerts@example.com"])
     username: str | None = Field(default=None, max_length=320)
@@ -39,7 +41,7 @@ class ChannelIn(BaseModel):
         description="webhook: `whsec_<base64>` (24-64 bytes); generated when omitted, returned only now.")
     smtp: SmtpIn | None = None
     lang: Lang | None = Field(default=None, description="Language of messages on this channel (en, ja).")
-    default: bool = Field(default=False, description="Rules without channels notify the default channels.")
+    default: Bool = Field(default=False, description="Rules without channels notify the default channels.")
 
 
 class SmtpOut(BaseModel):

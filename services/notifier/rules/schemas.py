@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from shared.types import Bool
+
 Severity = Literal["info", "warning", "critical"]
 
 
@@ -53,7 +55,7 @@ class RuleIn(BaseModel):
     lang: Literal["en", "ja"] | None = None
     summary: dict[Literal["en", "ja"], str] | None = Field(
         default=None, description="One-line Jinja2 summary per language (sandboxed).")
-    enabled: bool = True
+    enabled: Bool = True
 
 
 class RuleOut(RuleIn):

@@ -5,7 +5,9 @@ from __future__ import annotations
 import datetime as dt
 from typing import Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.types import Bool, DateTime
 
 
 class Matcher(BaseModel):
@@ -14,8 +16,8 @@ class Matcher(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(min_length=1, max_length=200, examples=["subject"])
     value: str = Field(max_length=500, examples=["acme-corp"])
-    is_regex: bool = Field(default=False, description="`value` is a full-match regular expression.")
-    is_equal: bool = Field(default=True, description="false: the label must NOT match.")
+    is_regex: Bool = Field(default=False, description="`value` is a full-match regular expression.")
+    is_equal: Bool = Field(default=True, description="false: the label must NOT match.")
 
 
 class SilenceIn(BaseModel):
@@ -26,8 +28,8 @@ class SilenceIn(BaseModel):
     matchers: list[Matcher] = Field(min_length=1, max_length=20)
     created_by: str = Field(min_length=1, max_length=200)
     comment: str = Field(min_length=1, max_length=2000)
-    starts_at: AwareDatetime | None = Field(default=None, description="Default: now.")
-    ends_at: AwareDatetime
+    starts_at: DateTime | None = Field(default=None, description="Default: now.")
+    ends_at: DateTime
 
 
 class SilenceOut(BaseModel):
