@@ -33,11 +33,20 @@ def _datetime_only(value: Any) -> Any:
     raise ValueError("must be an RFC 3339 date-time with an offset, e.g. 2026-11-23T09:30:00Z")
 
 
+def _number_only(value: Any) -> Any:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("must be a number")
+    return value
+
+
 Date = Annotated[dt.date, BeforeValidator(_date_only)]
 """A calendar date given as ``YYYY-MM-DD`` (never a number)."""
 
 DateTime = Annotated[AwareDatetime, BeforeValidator(_datetime_only)]
 """An RFC 3339 timestamp with an offset (never a number, never naive)."""
+
+Number = Annotated[float, BeforeValidator(_number_only)]
+"""A JSON number (not a boolean, not a numeric string)."""
 
 Bool = StrictBool
 """``true`` / ``false`` only (JSON bodies; query strings parse ``true``/``false`` before this)."""
@@ -45,4 +54,4 @@ Bool = StrictBool
 Int = StrictInt
 """An integer in a JSON body (not a numeric string, not a float)."""
 
-__all__ = ["Bool", "Date", "DateTime", "Int"]
+__all__ = ["Bool", "Date", "DateTime", "Int", "Number"]

@@ -10,14 +10,15 @@ from fastapi import Depends, Path, Query
 from shared.auth import Principal, require
 from shared.db import utcnow
 from shared.errors import Unprocessable
+from shared.types import Date
 
 ReadScope = Annotated[Principal, Depends(require("metrics:read"))]
 IngestScope = Annotated[Principal, Depends(require("events:write"))]
 AdminScope = Annotated[Principal, Depends(require("admin"))]
 
 AccountId = Annotated[str, Path(min_length=1, max_length=200, description="The account id (event `subject`).")]
-FromDate = Annotated[dt.date | None, Query(alias="from", description="First UTC day (inclusive).")]
-ToDate = Annotated[dt.date | None, Query(alias="to", description="Last UTC day (inclusive); default today.")]
+FromDate = Annotated[Date | None, Query(alias="from", description="First UTC day (inclusive).")]
+ToDate = Annotated[Date | None, Query(alias="to", description="Last UTC day (inclusive); default today.")]
 
 MAX_DAYS = 3660
 

@@ -7,18 +7,20 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from shared.types import Number
+
 
 class Weights(BaseModel):
     """Relative weight of each component (any non-negative numbers, not all zero)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    usage: float = Field(ge=0, le=1000)
-    engagement: float = Field(ge=0, le=1000)
-    sentiment: float = Field(ge=0, le=1000)
-    support: float = Field(ge=0, le=1000)
-    commitments: float = Field(ge=0, le=1000)
-    renewal_proximity: float = Field(ge=0, le=1000)
+    usage: Number = Field(ge=0, le=1000)
+    engagement: Number = Field(ge=0, le=1000)
+    sentiment: Number = Field(ge=0, le=1000)
+    support: Number = Field(ge=0, le=1000)
+    commitments: Number = Field(ge=0, le=1000)
+    renewal_proximity: Number = Field(ge=0, le=1000)
 
     @model_validator(mode="after")
     def _some_weight(self) -> Weights:
@@ -32,8 +34,8 @@ class Bands(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    green: float = Field(gt=0, le=100)
-    yellow: float = Field(gt=0, le=100)
+    green: Number = Field(gt=0, le=100)
+    yellow: Number = Field(gt=0, le=100)
 
     @model_validator(mode="after")
     def _ordered(self) -> Bands:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import datetime as dt
 from typing import Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from services.metrics.validation import SCORE_RANGES
+from shared.types import DateTime, Int
 
 MAX_EVENTS = 1000
 
@@ -33,10 +34,10 @@ class SurveyIn(BaseModel):
 
     account_id: str = Field(min_length=1, max_length=200)
     kind: Literal["nps", "csat"]
-    score: int = Field(description="NPS 0-10, CSAT 1-5.")
+    score: Int = Field(description="NPS 0-10, CSAT 1-5.")
     respondent: str | None = Field(default=None, max_length=320)
     comment: str | None = Field(default=None, max_length=10_000)
-    at: AwareDatetime | None = Field(default=None, description="When the response was given; default now.")
+    at: DateTime | None = Field(default=None, description="When the response was given; default now.")
 
     @model_validator(mode="after")
     def _score_range(self) -> SurveyIn:
