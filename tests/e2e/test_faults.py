@@ -34,14 +34,12 @@ from standardwebhooks import Webhook
 from shared.events.envelope import CloudEvent
 from shared.testing.helpers import KafkaProbe, eventually
 from shared.testing.suite import (
-    SERVICES,
     Suite,
     TcpProxy,
     WebhookReceiver,
     database_endpoint,
     proxied_url,
 )
-from tests.e2e.conftest import FAST_ENV
 from tests.e2e.support import FEEDBACK_TOPIC, USAGE_TOPIC, doc, expected_usage, usage_event, usage_rows
 
 QUANTITY = 2.0
@@ -50,35 +48,7 @@ pytestmark = pytest.mark.timeout(900)
 LIFECYCLE_TOPIC = "postsales.lifecycle.v1"
 
 
-# --- the suite of this module: the metrics database behind a proxy on PostgreSQL ------------------
-
-@pytest.fixture(scope="module")
-def metrics_db(database_factory: Any) -> str:
-    return str(database_factory.new("metrics"))
-
-
-@pytest.fixture(scope="module")
-def db_proxy(metrics_db: str) -> Iterator[TcpProxy | None]:
-    """PostgreSQL: metrics reaches its database through this proxy, so a case can cut it without
-    touching the server. SQLite: None (a case locks the file instead)."""
-    if not metrics_db.startswith("postgresql"):
-        yield None
-        return
-    proxy = TcpProxy(*database_endpoint(metrics_db)).start()
-    yield proxy
-    proxy.stop()
-
-
-@pytest.fixture(scope="module")
-def suite(database_factory: Any, tmp_path_factory: Any, metrics_db: str, db_proxy: TcpProxy | None) -> Iterator[Suite]:
-    urls = {name: database_factory.new(name) for name in SERVICES if name != "metrics"}
-    urls["metrics"] = proxied_url(metrics_db, db_proxy) if db_proxy else metrics_db
-    s = Suite(root=tmp_path_factory.mktemp("faults"), database_urls=urls, extra_env=dict(FAST_ENV))
-    try:
-        yield s.start()
-    finally:
-        s.stop()
-
+# --- fixtures ---------------------------------------------------------------------------------------------
 
 @pytest.fixture
 def probe(suite: Suite) -> KafkaProbe:
@@ -86,13 +56,11 @@ def probe(suite: Suite) -> KafkaProbe:
 
 
 @pytest.fixture(autouse=True)
-def heal(suite: Suite, receiver: WebhookReceiver, db_proxy: TcpProxy | None) -> Iterator[None]:
+def heal(suite: Suite, receiver: WebhookReceiver) -> Iterator[None]:
     """Whatever a case broke and did not repair (it failed half-way) is repaired before the next."""
     yield
     assert suite.broker is not None
     suite.broker.resume()
-    if db_proxy is not None:
-        db_proxy.restore()
     receiver.delay = 0.0
     if not receiver.running:
         receiver.start()
@@ -282,7 +250,7 @@ async def test_poison_messages_are_dead_lettered_and_consumption_goes_on(suite: 
 
     async def dead_lettered() -> bool:
         return len(await probe.read_all(USAGE_TOPIC + ".dlq", settle=0.2)) >= 3
-    await eventually(dead_lettered, timeout=60, message="poison dead-lettered")
+    await eventually(dead_lettered, timeout=180, message="poison dead-lettered")
     await oracle(suite, probe, inj)
     dlq = [r for r in await probe.read_all(USAGE_TOPIC + ".dlq") if r.key == account.encode()]
     headers = [dict(r.headers) for r in dlq]
@@ -469,16 +437,29 @@ async def test_broker_paused_while_writes_continue(suite: Suite, probe: KafkaPro
 # --- (e) the database unavailable -----------------------------------------------------------------------
 
 @contextlib.asynccontextmanager
-async def database_down(suite: Suite, proxy: TcpProxy | None) -> AsyncIterator[str]:
-    """Metrics' database unreachable (PostgreSQL: proxy cut) or locked (SQLite: BEGIN EXCLUSIVE)."""
-    if proxy is not None:
-        proxy.cut()
+async def database_down(suite: Suite) -> AsyncIterator[str]:
+    """Metrics' database unavailable. SQLite: the file held by ``BEGIN EXCLUSIVE``. PostgreSQL: metrics
+    is restarted to reach its database through a TCP proxy, which is cut (never stop the server:
+    other tests use it); afterwards it is restarted on the direct URL (the proxy is slow under load)."""
+    url = suite.database_urls["metrics"]
+    if url.startswith("postgresql"):
+        svc = suite.services["metrics"]
+        proxy = TcpProxy(*database_endpoint(url)).start()
+        direct_env = svc.env
+        svc.env = direct_env | {"DATABASE_URL": proxied_url(url, proxy)}
         try:
-            yield "PostgreSQL behind a cut TCP proxy"
+            await asyncio.to_thread(suite.restart, "metrics")
+            proxy.cut()
+            try:
+                yield "PostgreSQL behind a cut TCP proxy"
+            finally:
+                proxy.restore()
         finally:
-            proxy.restore()
+            svc.env = direct_env
+            await asyncio.to_thread(suite.restart, "metrics")
+            proxy.stop()
         return
-    path = make_url(suite.database_urls["metrics"]).database
+    path = make_url(url).database
     assert path
     conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
     await asyncio.to_thread(conn.execute, "BEGIN EXCLUSIVE")
@@ -489,29 +470,38 @@ async def database_down(suite: Suite, proxy: TcpProxy | None) -> AsyncIterator[s
         conn.close()
 
 
-async def test_database_unavailable(suite: Suite, probe: KafkaProbe, db_proxy: TcpProxy | None) -> None:
+async def test_database_unavailable(suite: Suite, probe: KafkaProbe) -> None:
     events = new_events("dbdown", 600)
     kafka_events, http_events = events[:400], events[400:]
-    before = await committed(suite, suite.prefix + "metrics-usage", USAGE_TOPIC)
-    async with suite.client("metrics") as metrics:
-        async with database_down(suite, db_proxy) as how:
-            await probe.publish(USAGE_TOPIC, kafka_events)
-            write = asyncio.create_task(post_events(metrics, http_events))
-            await asyncio.sleep(8)
-            during = await committed(suite, suite.prefix + "metrics-usage", USAGE_TOPIC)
-            assert during == before, f"offsets committed for unapplied events: {before} -> {during}"
-            assert not any(r.key and r.key.decode() in {e.subject for e in events}
-                           for r in await probe.read_all(USAGE_TOPIC + ".dlq", settle=0.2, timeout=3)), \
-                "a database outage dead-lettered events"
-        r = await write
-        if r.status_code == 503:  # refused cleanly while the database was down: the client retries
+    group = suite.prefix + "metrics-usage"
+    async with database_down(suite) as how:
+        before = await committed(suite, group, USAGE_TOPIC)
+        await probe.publish(USAGE_TOPIC, kafka_events)
+        metrics = suite.client("metrics")  # not a context manager: on PostgreSQL metrics restarts under it
+        write = asyncio.create_task(post_events(metrics, http_events))
+        await asyncio.sleep(8)
+        during = await committed(suite, group, USAGE_TOPIC)
+        assert during == before, f"offsets committed for unapplied events: {before} -> {during}"
+        assert not any(r.key and r.key.decode() in {e.subject for e in events}
+                       for r in await probe.read_all(USAGE_TOPIC + ".dlq", settle=0.2, timeout=3)), \
+            "a database outage dead-lettered events"
+    try:
+        try:
+            r: httpx.Response | None = await write
+        except httpx.TransportError:  # the process was restarted under the request (PostgreSQL case)
+            r = None
+        if r is not None and r.status_code == 503:  # refused cleanly while the database was down
             assert r.headers["content-type"].startswith("application/problem+json")
-            r = await post_events(metrics, http_events)
+        if r is None or r.status_code != 202:  # the client retries
+            async with suite.client("metrics") as again:
+                r = await post_events(again, http_events)
         assert r.status_code == 202 and r.json()["accepted"] == len(http_events), r.text
+    finally:
+        await metrics.aclose()
     await oracle(suite, probe, Injection(
         "database unavailable", f"{how} for ~8 s while 400 events arrive on the topic and 200 over HTTP; "
         "committed offsets unchanged meanwhile", events=events))
-    after = await committed(suite, suite.prefix + "metrics-usage", USAGE_TOPIC)
+    after = await committed(suite, group, USAGE_TOPIC)
     assert sum(after.values()) - sum(before.values()) >= len(kafka_events) + len(http_events)
 
 
