@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import re
 import sys
 import time
 import uuid
@@ -113,19 +114,31 @@ class RequestContextMiddleware:
 
         declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
-            await self._too_large(scope, send, rid)
+            await self._problem(scope, send, rid, 413, f"request body exceeds {self.max_body_bytes} bytes")
+            _request_id.reset(token)
+            return
+        # NUL cannot be stored in PostgreSQL text (SQLite would take it): refuse it at the door, for every
+        # backend alike, rather than fail deep inside a transaction or a consumer.
+        if "\x00" in scope.get("path", "") or b"%00" in scope.get("query_string", b""):
+            await self._problem(scope, send, rid, 422, "the URL contains a NUL character")
             _request_id.reset(token)
             return
 
         received = 0
+        tail = b""
 
         async def limited_receive() -> Message:
-            nonlocal received
+            nonlocal received, tail
             message = await receive()
             if message["type"] == "http.request":
-                received += len(message.get("body", b""))
+                chunk = message.get("body", b"")
+                received += len(chunk)
                 if received > self.max_body_bytes:
                     raise _BodyTooLarge
+                window = tail + chunk
+                if b"\\u0000" in window and _JSON_NUL.search(window):
+                    raise _NulInBody
+                tail = window[-16:]
             return message
 
         async def send_wrapper(message: Message) -> None:
@@ -138,8 +151,11 @@ class RequestContextMiddleware:
         try:
             await self.app(scope, limited_receive, send_wrapper)
         except _BodyTooLarge:
-            await self._too_large(scope, send, rid)
+            await self._problem(scope, send, rid, 413, f"request body exceeds {self.max_body_bytes} bytes")
             status["code"] = 413
+        except _NulInBody:
+            await self._problem(scope, send, rid, 422, "the request body contains a NUL character (\\u0000)")
+            status["code"] = 422
         finally:
             route = scope.get("route")
             path = getattr(route, "path", None) or "unmatched"
@@ -149,14 +165,14 @@ class RequestContextMiddleware:
                 self.log.error("%s %s -> %s", scope["method"], scope["path"], status["code"])
             _request_id.reset(token)
 
-    async def _too_large(self, scope: Scope, send: Send, rid: str) -> None:
+    async def _problem(self, scope: Scope, send: Send, rid: str, status: int, detail: str) -> None:
         import json
 
-        from shared.errors import PROBLEM_CONTENT_TYPE, PayloadTooLarge
+        from shared.errors import PROBLEM_CONTENT_TYPE, PayloadTooLarge, Unprocessable
 
-        body = json.dumps(PayloadTooLarge(
-            f"request body exceeds {self.max_body_bytes} bytes").to_problem(scope["path"])).encode()
-        await send({"type": "http.response.start", "status": 413, "headers": [
+        error = PayloadTooLarge(detail) if status == 413 else Unprocessable(detail)
+        body = json.dumps(error.to_problem(scope["path"])).encode()
+        await send({"type": "http.response.start", "status": status, "headers": [
             (b"content-type", PROBLEM_CONTENT_TYPE.encode()), (b"content-length", str(len(body)).encode()),
             (b"x-request-id", rid.encode())]})
         await send({"type": "http.response.body", "body": body})
@@ -168,3 +184,11 @@ class _BodyTooLarge(BaseException):
 
 def log_extra(**fields: Any) -> dict[str, Any]:
     return {"extra": fields}
+
+
+class _NulInBody(BaseException):  # like _BodyTooLarge, escapes FastAPI's body parsing
+    pass
+
+
+# A JSON \u0000 escape whose backslash is not itself escaped (an even run of backslashes before it).
+_JSON_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")

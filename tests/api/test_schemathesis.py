@@ -78,8 +78,7 @@ def schemathesis_command(url: str, config: Path) -> list[str]:
 @pytest.mark.parametrize("live", [
     "handoff",
     "lifecycle",
-    pytest.param("metrics", marks=pytest.mark.skip(reason="metrics is still being built; enabled once its "
-                                                          "schemathesis findings are fixed")),
+    "metrics",
     "notifier",
 ], indirect=True)
 def test_openapi_contract_holds_under_fuzzing(live: ServiceProcess, tmp_path: Path) -> None:

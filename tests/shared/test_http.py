@@ -191,3 +191,17 @@ def test_per_service_env_overrides_the_shared_one(monkeypatch) -> None:
     s = DemoSettings()
     assert s.database_url == "sqlite+aiosqlite:///demo.db"
     assert s.postsales_api_keys == {"a-long-enough-token-123": ["admin"]}
+
+
+async def test_nul_characters_are_refused_before_any_backend_sees_them(demo_service) -> None:
+    async with demo_service(run_relay=False, run_consumers=False) as svc:
+        r = await svc.client.post("/v1/notes", content=b'{"id": "n1", "account_id": "a", "text": "x\\u0000y"}',
+                                  headers={"content-type": "application/json"})
+        assert_problem(r, 422)
+        assert_problem(await svc.client.get("/v1/notes", params={"cursor": "a\x00b"}), 422)
+        assert_problem(await svc.client.get("/v1/notes/a%00b"), 422)
+        # An escaped backslash followed by "u0000" is ordinary text.
+        r = await svc.client.post("/v1/notes", content=b'{"id": "n2", "account_id": "a", "text": "x\\\\u0000"}',
+                                  headers={"content-type": "application/json"})
+        assert r.status_code == 201 and r.json()["text"] == "x\\u0000"
+        assert await count(svc, demo.Note) == 1
