@@ -131,8 +131,23 @@ class Suite:
         for svc in self.services.values():
             svc.start()
         for svc in self.services.values():
-            svc.wait_ready(self.ready_timeout)
+            self._wait_ready(svc)
         return self
+
+    def _wait_ready(self, svc: ServiceProcess) -> None:
+        """Wait for ``svc``; if another process took its free port meanwhile, move it to a new one."""
+        for _ in range(3):
+            try:
+                svc.wait_ready(self.ready_timeout)
+                return
+            except RuntimeError as exc:
+                if "address already in use" not in str(exc):
+                    raise
+            svc.stop()
+            svc.port = free_port()
+            svc.env = svc.env | {f"{svc.name.upper()}_PORT": str(svc.port)}
+            svc.start()
+        svc.wait_ready(self.ready_timeout)
 
     def restart(self, name: str, *, kill: bool = False) -> None:
         svc = self.services[name]
@@ -141,7 +156,7 @@ class Suite:
         else:
             svc.stop()
         svc.start()
-        svc.wait_ready(self.ready_timeout)
+        self._wait_ready(svc)
 
     def spawn(self, name: str, **env: str) -> ServiceProcess:
         """Start (not wait for) one more process of ``name`` on the same database and broker, e.g. a

@@ -64,10 +64,9 @@ def heal(suite: Suite, receiver: WebhookReceiver) -> Iterator[None]:
     receiver.delay = 0.0
     if not receiver.running:
         receiver.start()
-    for svc in suite.services.values():
+    for name, svc in suite.services.items():
         if not svc.running:
-            svc.start()
-            svc.wait_ready(suite.ready_timeout)
+            suite.restart(name)
 
 
 # --- the oracle -------------------------------------------------------------------------------------
@@ -282,8 +281,7 @@ async def test_relay_killed_between_publish_and_mark(suite: Suite, probe: KafkaP
             await asyncio.sleep(0.005)
         suite.services["metrics"].kill()
         published_at_kill = sum((await admin.end_offsets(tps)).values()) - before
-    suite.services["metrics"].start()
-    await asyncio.to_thread(suite.services["metrics"].wait_ready, suite.ready_timeout)
+    await asyncio.to_thread(suite.restart, "metrics")  # already dead: starts it
     row = await oracle(suite, probe, Injection(
         "relay killed after publish, before mark",
         f"SIGKILL metrics as its relay published ({published_at_kill} on the topic at kill); restart",
@@ -314,8 +312,7 @@ async def test_consumer_killed_mid_batch_and_restarted(suite: Suite, probe: Kafk
                 break
             metrics_proc.kill()
             kills.append(n)
-            metrics_proc.start()
-            await asyncio.to_thread(metrics_proc.wait_ready, suite.ready_timeout)
+            await asyncio.to_thread(suite.restart, "metrics")
         await publishing
     await oracle(suite, probe, Injection(
         "service SIGKILLed mid-batch", f"SIGKILL metrics at {kills} of {len(events)} applied; restart each time",
