@@ -27,7 +27,7 @@ from aiokafka.errors import KafkaError
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
-from shared.db import create_engine, make_base, utcnow
+from shared.db import create_engine, infra_tables, service_metadata, utcnow
 from shared.events.registry import TOPICS, dlq_topic
 from shared.settings import SCOPES, hash_token
 
@@ -294,7 +294,7 @@ def database_url(service: str) -> str:
 
 
 async def outbox_backlog(service: str, url: str) -> Backlog:
-    outbox = make_base()[1].outbox
+    outbox = infra_tables(service_metadata()).outbox
     engine = create_engine(url)
     try:
         async with engine.connect() as conn:

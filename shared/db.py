@@ -1,8 +1,9 @@
 """Database plumbing: engines, sessions, the naming convention, the suite's infrastructure tables.
 
 Every service owns its own database. Each declares its models on its own ``DeclarativeBase``
-built by :func:`make_base`, which also adds the infrastructure tables every service needs
-(outbox, processed events, idempotency keys) to that metadata.
+(``metadata = service_metadata()``, ``type_annotation_map = TYPE_ANNOTATION_MAP``) and adds the
+infrastructure tables every service needs (outbox, processed events, idempotency keys) with
+``infra = infra_tables(Base.metadata)``.
 """
 
 from __future__ import annotations
@@ -29,7 +30,6 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
-from sqlalchemy.orm import DeclarativeBase
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -116,14 +116,13 @@ def infra_tables(metadata: MetaData) -> InfraTables:
     return InfraTables(outbox=outbox, processed_events=processed, idempotency_keys=idempotency)
 
 
-def make_base() -> tuple[type[DeclarativeBase], InfraTables]:
-    """A fresh declarative base with the naming convention, and the infrastructure tables on it."""
+TYPE_ANNOTATION_MAP: dict[Any, Any] = {dt.datetime: UTCDateTime, dict[str, Any]: JSONType, list[Any]: JSONType}
+"""Every service's ``Base.type_annotation_map``: timezone-aware datetimes, JSON(B) dicts and lists."""
 
-    class Base(DeclarativeBase):
-        metadata = MetaData(naming_convention=NAMING_CONVENTION)
-        type_annotation_map = {dt.datetime: UTCDateTime, dict[str, Any]: JSONType, list[Any]: JSONType}
 
-    return Base, infra_tables(Base.metadata)
+def service_metadata() -> MetaData:
+    """A service's own metadata, with the suite's constraint naming convention."""
+    return MetaData(naming_convention=NAMING_CONVENTION)
 
 
 def is_sqlite(url_or_engine: str | AsyncEngine) -> bool:

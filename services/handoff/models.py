@@ -3,21 +3,20 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import Boolean, Date, ForeignKey, Index, Integer, String, Text
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from shared.db import InfraTables, make_base, utcnow
+from shared.db import TYPE_ANNOTATION_MAP, infra_tables, service_metadata, utcnow
 
-if TYPE_CHECKING:
-    # make_base() returns a class as a variable, which mypy refuses as a base class.
-    from sqlalchemy.orm import DeclarativeBase
 
-    Base = DeclarativeBase
-    infra: InfraTables
-else:
-    Base, infra = make_base()
+class Base(DeclarativeBase):
+    metadata = service_metadata()
+    type_annotation_map = TYPE_ANNOTATION_MAP
+
+
+infra = infra_tables(Base.metadata)
 
 
 class Handoff(Base):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import ROUND_HALF_EVEN, Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
@@ -22,16 +22,15 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, QueryableAttribute, mapped_column
 from sqlalchemy.types import TypeEngine
 
-from shared.db import BigIntPK, InfraTables, make_base, utcnow
+from shared.db import TYPE_ANNOTATION_MAP, BigIntPK, infra_tables, service_metadata, utcnow
 
-if TYPE_CHECKING:
-    # make_base() returns a class object, which mypy cannot use as a base class; it sees this instead.
-    class Base(DeclarativeBase):
-        pass
 
-    infra: InfraTables
-else:
-    Base, infra = make_base()
+class Base(DeclarativeBase):
+    metadata = service_metadata()
+    type_annotation_map = TYPE_ANNOTATION_MAP
+
+
+infra = infra_tables(Base.metadata)
 
 
 def keyset(*attrs: QueryableAttribute[Any]) -> list[ColumnElement[Any]]:

@@ -3,20 +3,20 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import Boolean, Index, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from shared.db import InfraTables, make_base
+from shared.db import TYPE_ANNOTATION_MAP, infra_tables, service_metadata
 
-if TYPE_CHECKING:  # make_base() builds the class at runtime; give the type checker a static one
-    class Base(DeclarativeBase):
-        pass
 
-    infra: InfraTables
-else:
-    Base, infra = make_base()
+class Base(DeclarativeBase):
+    metadata = service_metadata()
+    type_annotation_map = TYPE_ANNOTATION_MAP
+
+
+infra = infra_tables(Base.metadata)
 
 
 class Channel(Base):

@@ -19,11 +19,12 @@ from click.testing import Result
 from fastapi import FastAPI
 from sqlalchemy import BigInteger, Column, Integer, String, Table, insert, select, update
 from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlalchemy.orm import DeclarativeBase
 from typer.testing import CliRunner
 
 from deploy.cli import app
 from shared.auth import KeyStore
-from shared.db import create_engine, make_base
+from shared.db import TYPE_ANNOTATION_MAP, create_engine, infra_tables, service_metadata
 from shared.events.broker import free_port
 from shared.events.consumer import EventConsumer
 from shared.events.kafka import ensure_topics, make_producer
@@ -109,7 +110,12 @@ async def test_the_module_entry_point_runs_the_cli() -> None:
 
 # --- DLQ --------------------------------------------------------------------------------------------
 
-DemoBase, demo_infra = make_base()
+class DemoBase(DeclarativeBase):
+    metadata = service_metadata()
+    type_annotation_map = TYPE_ANNOTATION_MAP
+
+
+demo_infra = infra_tables(DemoBase.metadata)
 applied_table = Table("applied", DemoBase.metadata,
                       Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
                       Column("event_id", String(200), nullable=False))

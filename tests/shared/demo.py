@@ -10,18 +10,24 @@ from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 from sqlalchemy import ForeignKey, String, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from shared.app import ConsumerSpec, ServiceDefinition, SessionDep, get_ctx
 from shared.auth import require
-from shared.db import make_base, utcnow
+from shared.db import TYPE_ANNOTATION_MAP, infra_tables, service_metadata, utcnow
 from shared.errors import NotFound, problems
 from shared.events import CloudEvent
 from shared.events.consumer import PermanentError
 from shared.events.registry import LIFECYCLE_TOPIC
 from shared.http import Cursor, Idempotency, Limit, Page, idempotency_dependency, keyset_page
 
-Base, infra = make_base()
+
+class Base(DeclarativeBase):
+    metadata = service_metadata()
+    type_annotation_map = TYPE_ANNOTATION_MAP
+
+
+infra = infra_tables(Base.metadata)
 
 
 class Note(Base):
