@@ -7,7 +7,6 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
 from sqlalchemy import (
-    ColumnElement,
     Date,
     Float,
     ForeignKey,
@@ -19,7 +18,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.engine import Dialect
-from sqlalchemy.orm import DeclarativeBase, Mapped, QueryableAttribute, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeEngine
 
 from shared.db import TYPE_ANNOTATION_MAP, BigIntPK, infra_tables, service_metadata, utcnow
@@ -32,10 +31,6 @@ class Base(DeclarativeBase):
 
 infra = infra_tables(Base.metadata)
 
-
-def keyset(*attrs: QueryableAttribute[Any]) -> list[ColumnElement[Any]]:
-    """Mapped attributes as the column expressions `keyset_page` orders and pages by."""
-    return [a.expression for a in attrs]
 
 CENT = Decimal("0.01")
 

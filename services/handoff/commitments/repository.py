@@ -9,14 +9,15 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, and_, not_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import QueryableAttribute
 
 from services.handoff.commitments.schemas import PENDING_STATUSES
 from services.handoff.models import Commitment, CommitmentChange, Handoff
 from shared.db import is_sqlite
 from shared.http import keyset_page
 
-ORDER: list[ColumnElement[Any]] = [Commitment.created_at.expression, Commitment.id.expression]
-HANDOFF_ORDER: list[ColumnElement[Any]] = [Commitment.position.expression, Commitment.id.expression]
+ORDER: list[QueryableAttribute[Any]] = [Commitment.created_at, Commitment.id]
+HANDOFF_ORDER: list[QueryableAttribute[Any]] = [Commitment.position, Commitment.id]
 
 
 async def get(session: AsyncSession, commitment_id: str, *, for_update: bool = False) -> Commitment | None:

@@ -5,13 +5,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import QueryableAttribute
 
 from services.handoff.models import Feedback, Handoff
 from shared.http import keyset_page
 
-ORDER: list[ColumnElement[Any]] = [Feedback.created_at.expression, Feedback.id.expression]
+ORDER: list[QueryableAttribute[Any]] = [Feedback.created_at, Feedback.id]
 
 
 async def page(session: AsyncSession, *, handoff_id: str | None = None, presales_owner: str | None = None,

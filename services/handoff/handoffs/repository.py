@@ -7,14 +7,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, delete, exists, or_, select
+from sqlalchemy import Select, delete, exists, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import QueryableAttribute
 
 from services.handoff.commitments.schemas import PENDING_STATUSES
 from services.handoff.models import Commitment, Handoff, HandoffTransition
 from shared.http import keyset_page
 
-ORDER: list[ColumnElement[Any]] = [Handoff.created_at.expression, Handoff.id.expression]
+ORDER: list[QueryableAttribute[Any]] = [Handoff.created_at, Handoff.id]
 
 
 async def get(session: AsyncSession, handoff_id: str, *, for_update: bool = False) -> Handoff | None:

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.lifecycle.models import Account, AccountHealth, StageChange, keyset
+from services.lifecycle.models import Account, AccountHealth, StageChange
 from shared.http import keyset_page
 
 
@@ -52,7 +52,7 @@ def _filtered(filters: AccountFilters) -> Select[Any]:
 async def page(session: AsyncSession, filters: AccountFilters, *, cursor: str | None,
                limit: int) -> tuple[list[Account], str | None]:
     """Accounts, newest first."""
-    return await keyset_page(session, _filtered(filters), order_by=keyset(Account.created_at, Account.id),
+    return await keyset_page(session, _filtered(filters), order_by=[Account.created_at, Account.id],
                              cursor=cursor, limit=limit)
 
 
@@ -61,7 +61,7 @@ async def upcoming_renewals(session: AsyncSession, *, start: dt.date, end: dt.da
     """Live accounts renewing between ``start`` and ``end``, soonest first."""
     stmt = select(Account).where(Account.renewal_date >= start, Account.renewal_date <= end,
                                  Account.stage != "churned")
-    return await keyset_page(session, stmt, order_by=keyset(Account.renewal_date, Account.id), cursor=cursor,
+    return await keyset_page(session, stmt, order_by=[Account.renewal_date, Account.id], cursor=cursor,
                              limit=limit, descending=False)
 
 
@@ -82,7 +82,7 @@ async def get_health(session: AsyncSession, account_id: str, *, lock: bool = Fal
 async def stage_history(session: AsyncSession, account_id: str, *, cursor: str | None,
                         limit: int) -> tuple[list[StageChange], str | None]:
     stmt = select(StageChange).where(StageChange.account_id == account_id)
-    return await keyset_page(session, stmt, order_by=keyset(StageChange.seq), cursor=cursor, limit=limit)
+    return await keyset_page(session, stmt, order_by=[StageChange.seq], cursor=cursor, limit=limit)
 
 
 async def last_stage_seq(session: AsyncSession, account_id: str) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.lifecycle.models import Opportunity, keyset
+from services.lifecycle.models import Opportunity
 from shared.http import keyset_page
 
 
@@ -23,5 +23,5 @@ async def page(session: AsyncSession, account_id: str, *, status: str | None, cu
     stmt = select(Opportunity).where(Opportunity.account_id == account_id)
     if status:
         stmt = stmt.where(Opportunity.status == status)
-    return await keyset_page(session, stmt, order_by=keyset(Opportunity.created_at, Opportunity.id), cursor=cursor,
+    return await keyset_page(session, stmt, order_by=[Opportunity.created_at, Opportunity.id], cursor=cursor,
                              limit=limit)

@@ -10,14 +10,14 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.lifecycle.models import Account, Renewal, RenewalWindowFired, keyset
+from services.lifecycle.models import Account, Renewal, RenewalWindowFired
 from shared.http import keyset_page
 
 
 async def page(session: AsyncSession, account_id: str, *, cursor: str | None,
                limit: int) -> tuple[list[Renewal], str | None]:
     stmt = select(Renewal).where(Renewal.account_id == account_id)
-    return await keyset_page(session, stmt, order_by=keyset(Renewal.recorded_at, Renewal.id), cursor=cursor,
+    return await keyset_page(session, stmt, order_by=[Renewal.recorded_at, Renewal.id], cursor=cursor,
                              limit=limit)
 
 

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.lifecycle.models import Account, Task, keyset
+from services.lifecycle.models import Account, Task
 from shared.http import keyset_page
 
 PLAN_KINDS = ("milestone", "commitment")
@@ -32,7 +32,7 @@ async def page(session: AsyncSession, account_id: str, *, status: str | None, ki
         stmt = stmt.where(Task.kind == kind)
     if overdue_before is not None:
         stmt = stmt.where(Task.status.in_(OPEN_STATUSES), Task.due_date < overdue_before)
-    return await keyset_page(session, stmt, order_by=keyset(Task.created_at, Task.id), cursor=cursor, limit=limit,
+    return await keyset_page(session, stmt, order_by=[Task.created_at, Task.id], cursor=cursor, limit=limit,
                              descending=False)
 
 

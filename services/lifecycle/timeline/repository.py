@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.lifecycle.models import TimelineEntry, keyset
+from services.lifecycle.models import TimelineEntry
 from shared.http import keyset_page
 
 
@@ -15,5 +15,5 @@ async def page(session: AsyncSession, account_id: str, *, type_prefix: str | Non
     stmt = select(TimelineEntry).where(TimelineEntry.account_id == account_id)
     if type_prefix:
         stmt = stmt.where(TimelineEntry.type.startswith(type_prefix, autoescape=True))
-    return await keyset_page(session, stmt, order_by=keyset(TimelineEntry.occurred_at, TimelineEntry.id), cursor=cursor,
+    return await keyset_page(session, stmt, order_by=[TimelineEntry.occurred_at, TimelineEntry.id], cursor=cursor,
                              limit=limit)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.lifecycle.models import Touchpoint, keyset
+from services.lifecycle.models import Touchpoint
 from shared.http import keyset_page
 
 
@@ -15,4 +15,4 @@ async def page(session: AsyncSession, account_id: str, *, kind: str | None, curs
     stmt = select(Touchpoint).where(Touchpoint.account_id == account_id)
     if kind:
         stmt = stmt.where(Touchpoint.kind == kind)
-    return await keyset_page(session, stmt, order_by=keyset(Touchpoint.at, Touchpoint.id), cursor=cursor, limit=limit)
+    return await keyset_page(session, stmt, order_by=[Touchpoint.at, Touchpoint.id], cursor=cursor, limit=limit)

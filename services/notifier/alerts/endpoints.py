@@ -34,7 +34,7 @@ async def list_alerts(
         stmt = stmt.where(Alert.subject == subject)
     if rule_id:
         stmt = stmt.where(Alert.rule_id == rule_id)
-    rows, nxt = await keyset_page(session, stmt, order_by=[Alert.created_at.expression, Alert.id.expression],
+    rows, nxt = await keyset_page(session, stmt, order_by=[Alert.created_at, Alert.id],
                                   cursor=cursor, limit=limit)
     return Page[AlertOut](items=[AlertOut.model_validate(a) for a in rows], next_cursor=nxt)
 

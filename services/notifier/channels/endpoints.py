@@ -34,7 +34,7 @@ async def list_channels(session: SessionDep, ctx: ContextDep, _: ReadScope, limi
                         cursor: Cursor = None) -> Page[ChannelOut]:
     """List channels, newest first (secrets are never shown)."""
     rows, nxt = await keyset_page(
-        session, select(Channel), order_by=[Channel.created_at.expression, Channel.id.expression],
+        session, select(Channel), order_by=[Channel.created_at, Channel.id],
         cursor=cursor, limit=limit)
     return Page[ChannelOut](items=[service.to_out(c, _settings(ctx)) for c in rows], next_cursor=nxt)
 

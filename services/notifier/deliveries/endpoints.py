@@ -44,7 +44,7 @@ async def list_deliveries(
         stmt = stmt.where(Delivery.channel_id == channel_id)
     if status:
         stmt = stmt.where(Delivery.status == status)
-    rows, nxt = await keyset_page(session, stmt, order_by=[Delivery.created_at.expression, Delivery.id.expression],
+    rows, nxt = await keyset_page(session, stmt, order_by=[Delivery.created_at, Delivery.id],
                                   cursor=cursor, limit=limit)
     logs = await attempts_of(session, [d.id for d in rows])
     return Page[DeliveryOut](items=[_out(d, logs[d.id]) for d in rows], next_cursor=nxt)

@@ -35,7 +35,7 @@ async def create_rule(body: RuleIn, session: SessionDep, ctx: ContextDep, idem: 
 async def list_rules(session: SessionDep, _: ReadScope, limit: Limit = 50, cursor: Cursor = None) -> Page[RuleOut]:
     """List rules, newest first (the built-in default rules included)."""
     rows, nxt = await keyset_page(
-        session, select(Rule), order_by=[Rule.created_at.expression, Rule.id.expression],
+        session, select(Rule), order_by=[Rule.created_at, Rule.id],
         cursor=cursor, limit=limit)
     return Page[RuleOut](items=[service.to_out(r) for r in rows], next_cursor=nxt)
 

@@ -41,7 +41,7 @@ async def list_silences(
         stmt = stmt.where(Silence.ends_at > now)
     elif status == "expired":
         stmt = stmt.where(Silence.ends_at <= now)
-    rows, nxt = await keyset_page(session, stmt, order_by=[Silence.created_at.expression, Silence.id.expression],
+    rows, nxt = await keyset_page(session, stmt, order_by=[Silence.created_at, Silence.id],
                                   cursor=cursor, limit=limit)
     return Page[SilenceOut](items=[service.to_out(s) for s in rows], next_cursor=nxt)
 
