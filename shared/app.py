@@ -27,7 +27,7 @@ from shared.auth import KeyStore, current_principal
 from shared.db import InfraTables, create_engine, create_sessionmaker
 from shared.errors import PROBLEM_RESPONSES, install_error_handlers
 from shared.events import asyncapi
-from shared.events.consumer import BatchHandler, EventConsumer, EventHandler
+from shared.events.consumer import BatchHandler, Decoder, EventConsumer, EventHandler
 from shared.events.kafka import ensure_topics, make_producer
 from shared.events.outbox import Outbox, OutboxRelay, outbox_backlog
 from shared.events.registry import TOPICS, dlq_topic
@@ -50,6 +50,8 @@ class ConsumerSpec:
     # False only for a handler that is idempotent by itself (e.g. inserts keyed by source + id with
     # ON CONFLICT DO NOTHING): the foundation then skips its processed_events bookkeeping.
     dedup: bool = True
+    # A batch handler's own message decoder (raising InvalidEvent); default: CloudEvent + registry.
+    decode: Decoder | None = None
 
 
 @dataclass
@@ -176,7 +178,7 @@ async def _start_bus(defn: ServiceDefinition, ctx: ServiceContext) -> None:
             batch_handler=spec.batch_handler, topic_prefix=s.kafka_topic_prefix, dlq_producer=ctx.producer,
             max_retries=s.consumer_max_retries, retry_backoff=s.consumer_retry_backoff,
             batch_size=spec.batch_size or s.consumer_batch_size, metrics=ctx.metrics,
-            after_commit=ctx.relay.notify, dedup=spec.dedup,
+            after_commit=ctx.relay.notify, dedup=spec.dedup, decode=spec.decode,
         )
         ctx.consumers.append(consumer)
         ctx.tasks.append(asyncio.create_task(consumer.run(), name=f"{defn.name}:{spec.name}"))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -13,6 +13,19 @@ SPECVERSION = "1.0"
 
 class InvalidEvent(ValueError):
     """A message that is not a valid CloudEvent of the suite (bad JSON, missing attribute, bad data)."""
+
+
+class Envelope(Protocol):
+    """What the consumer needs of any decoded event: its identity, for dedup and logs."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def source(self) -> str: ...
+
+    @property
+    def dedup_key(self) -> tuple[str, str]: ...
 
 
 class CloudEvent(BaseModel):

@@ -148,3 +148,31 @@ async def test_offsets_are_not_committed_while_the_database_is_unavailable(demo_
 
 async def _assigned(consumer: AIOKafkaConsumer) -> bool:
     return bool(consumer.kafka.assignment())
+
+
+async def test_a_failing_batch_is_split_until_only_its_poison_events_are_dead_lettered(demo_service, kafka) -> None:
+    events = [ev(f"p{i % 4}", i) for i in range(256)]
+    events[37] = ev("p1", 37, name=demo.POISON_NAME)
+    events[200] = ev("p0", 200, name="permanent")
+    await kafka.publish(LIFECYCLE_TOPIC, events)
+    async with demo_service(run_relay=False, batch=True, consumer_batch_size=256,
+                            consumer_retry_backoff=0.01) as svc:
+        consumer = svc.ctx.consumers[0]
+        transactions = 0
+        apply_once = consumer._apply_once
+
+        async def counting(deliveries):  # the real method, counted
+            nonlocal transactions
+            transactions += 1
+            await apply_once(deliveries)
+
+        consumer._apply_once = counting
+        await eventually(lambda: _dlq(kafka, 2), timeout=60, message="the two poison events dead-lettered")
+        await eventually(lambda: _has(svc, 254))
+        applied = await applied_ids(svc)
+        assert sorted(applied) == sorted(e.id for i, e in enumerate(events) if i not in (37, 200))
+        dlq = await _dlq(kafka, 2)
+        assert sorted(CloudEvent.from_bytes(r.value).id for r in dlq) == sorted([events[37].id, events[200].id])
+    # Event by event would take 256+ transactions; halving takes about 2·log2(256) per poison event,
+    # plus the retries of the whole batch and of each lone poison event.
+    assert transactions < 80, transactions
