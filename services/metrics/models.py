@@ -41,8 +41,8 @@ class UsageEvent(Base):
     day: Mapped[dt.date]
     received_at: Mapped[dt.datetime]
 
-    __table_args__ = (Index("ix_usage_events_account_id_day", "account_id", "day"),
-                      Index("ix_usage_events_day", "day"))
+    # Read only by recompute, over a day range (all accounts or one): a single index serves both.
+    __table_args__ = (Index("ix_usage_events_day_account_id", "day", "account_id"),)
 
 
 class UsageDaily(Base):

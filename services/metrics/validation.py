@@ -1,16 +1,15 @@
-"""Checks beyond the registry schemas that every ingested event must pass (HTTP and topic alike)."""
+"""Checks beyond the registry schemas that feedback events must pass (HTTP and topic alike); usage events
+are decoded and checked by `usage.envelope`."""
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from services.metrics.models import ID
 from shared.events.envelope import CloudEvent, InvalidEvent
-from shared.events.registry import FEEDBACK_TOPIC, USAGE_TOPIC, validate_event
+from shared.events.registry import FEEDBACK_TOPIC, validate_event
 
 SCORE_RANGES = {"nps": (0, 10), "csat": (1, 5)}
-INGEST_TOPICS = (USAGE_TOPIC, FEEDBACK_TOPIC)
 
 
 def _text(data: dict[str, Any], name: str, *, required: bool) -> None:
@@ -21,15 +20,6 @@ def _text(data: dict[str, Any], name: str, *, required: bool) -> None:
         return
     if not isinstance(value, str) or not value or len(value) > ID:
         raise InvalidEvent(f"data.{name}: must be a non-empty string of at most {ID} characters")
-
-
-def check_usage_data(data: dict[str, Any]) -> None:
-    _text(data, "user_id", required=True)
-    _text(data, "feature", required=False)
-    quantity = data.get("quantity", 1)
-    if isinstance(quantity, bool) or not isinstance(quantity, int | float) or not math.isfinite(quantity) \
-            or quantity < 0:
-        raise InvalidEvent("data.quantity: must be a finite number >= 0")
 
 
 def survey_kind(event_type: str) -> str:
@@ -47,13 +37,11 @@ def check_feedback(event: CloudEvent) -> None:
 
 
 def check_ingestible(event: CloudEvent) -> str:
-    """Validate an event for ingestion; returns its topic or raises ``InvalidEvent``."""
+    """Validate a posted event other than a usage event (those are decoded by ``usage.envelope``);
+    returns its topic or raises ``InvalidEvent``."""
     et = validate_event(event)
-    if et.topic == USAGE_TOPIC:
-        check_usage_data(event.data)
-    elif et.topic == FEEDBACK_TOPIC:
-        check_feedback(event)
-    else:
+    if et.topic != FEEDBACK_TOPIC:
         raise InvalidEvent(f"event type '{event.type}' is not ingested here: only usage.*, "
                            "postsales.survey.* and postsales.ticket.* events are")
+    check_feedback(event)
     return et.topic

@@ -8,21 +8,19 @@ from collections.abc import Iterable
 from sqlalchemy import delete, func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.metrics.db import upsert
+from services.metrics.bulk import BulkInsert
 from services.metrics.models import HealthDirty, HealthModel, HealthScore
 from shared.db import utcnow
+
+_DIRTY = BulkInsert(HealthDirty.__table__, ["account_id", "marked_at"],  # type: ignore[arg-type]
+                    conflict=["account_id"], update={"marked_at": "{new}.marked_at"})
 
 
 async def mark_dirty(session: AsyncSession, account_ids: Iterable[str]) -> None:
     """Queue accounts for re-scoring (one statement, whatever the number of accounts)."""
     now = utcnow()
-    rows = [{"account_id": a, "marked_at": now} for a in sorted(set(account_ids))]
-    if not rows:
-        return
-    t = HealthDirty.__table__
-    stmt = upsert(session, t)
-    stmt = stmt.on_conflict_do_update(index_elements=[t.c.account_id], set_={"marked_at": stmt.excluded.marked_at})
-    await session.execute(stmt, rows)
+    # Sorted: concurrent batches upsert shared rows in the same order (no deadlock on PostgreSQL).
+    await _DIRTY.execute(session, [(a, now) for a in sorted(set(account_ids))])
 
 
 async def dirty_accounts(session: AsyncSession, limit: int) -> list[tuple[str, dt.datetime]]:

@@ -1,7 +1,8 @@
 """All queries on raw usage events and their daily rollups.
 
 The incremental path is set-based: one INSERT of the raw rows (dedup on the primary key), one of
-the active users, one upsert per rollup table, each over the whole batch.
+the active users, one upsert per rollup table, each over the whole batch. Recompute rebuilds the
+rollups of a period from the raw rows with INSERT … SELECT, so it never leaves the database.
 """
 
 from __future__ import annotations
@@ -10,10 +11,10 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Table, and_, case, delete, distinct, func, select
+from sqlalchemy import Table, and_, delete, distinct, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.metrics.db import upsert
+from services.metrics.bulk import BulkInsert
 from services.metrics.models import UsageDaily, UsageDailyFeature, UsageDailyType, UsageDailyUser, UsageEvent
 
 RAW: Table = UsageEvent.__table__  # type: ignore[assignment]
@@ -23,49 +24,46 @@ FEATURES: Table = UsageDailyFeature.__table__  # type: ignore[assignment]
 USERS: Table = UsageDailyUser.__table__  # type: ignore[assignment]
 
 
-async def insert_raw(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> set[tuple[str, str]]:
-    """Insert raw events, skipping (source, event_id) pairs already stored; returns the new pairs."""
-    stmt = (upsert(session, RAW).on_conflict_do_nothing(index_elements=[RAW.c.source, RAW.c.event_id])
-            .returning(RAW.c.source, RAW.c.event_id))
-    result = await session.execute(stmt, list(rows))
-    return {(s, e) for s, e in result.all()}
+# The incremental path runs once per consumed batch: driver-level statements (see bulk.py).
+_RAW = BulkInsert(RAW, ["source", "event_id", "account_id", "type", "user_id", "feature", "quantity",
+                        "occurred_at", "day", "received_at"],
+                  conflict=["source", "event_id"], returning=["source", "event_id"])
+_USERS = BulkInsert(USERS, ["account_id", "day", "user_id"], conflict=["account_id", "day", "user_id"],
+                    returning=["account_id", "day"])
+_DAILY = BulkInsert(DAILY, ["account_id", "day", "events", "event_count", "active_users", "last_at"],
+                    conflict=["account_id", "day"],
+                    update={"events": "{t}.events + {new}.events",
+                            "event_count": "{t}.event_count + {new}.event_count",
+                            "active_users": "{t}.active_users + {new}.active_users",
+                            "last_at": "CASE WHEN {new}.last_at > {t}.last_at THEN {new}.last_at ELSE {t}.last_at END"})
+_TYPES = BulkInsert(TYPES, ["account_id", "day", "type", "events"], conflict=["account_id", "day", "type"],
+                    update={"events": "{t}.events + {new}.events"})
+_FEATURES = BulkInsert(FEATURES, ["account_id", "day", "feature", "events"],
+                       conflict=["account_id", "day", "feature"], update={"events": "{t}.events + {new}.events"})
 
 
-async def insert_users(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> list[tuple[str, dt.date]]:
+async def insert_raw(session: AsyncSession, rows: Sequence[tuple[Any, ...]]) -> list[tuple[str, str]]:
+    """Insert raw events (tuples in ``_RAW.columns`` order), skipping (source, event_id) pairs already
+    stored; returns the pairs inserted."""
+    return [(s, e) for s, e in await _RAW.execute(session, rows)]
+
+
+async def insert_users(session: AsyncSession, rows: Sequence[tuple[str, dt.date, str]]) -> list[tuple[str, dt.date]]:
     """Record (account, day, user); returns (account, day) once per user not seen that day before."""
-    stmt = (upsert(session, USERS)
-            .on_conflict_do_nothing(index_elements=[USERS.c.account_id, USERS.c.day, USERS.c.user_id])
-            .returning(USERS.c.account_id, USERS.c.day))
-    result = await session.execute(stmt, list(rows))
-    return [(a, d) for a, d in result.all()]
+    return [(a, d) for a, d in await _USERS.execute(session, rows)]
 
 
-# The upserts say RETURNING only so that SQLAlchemy sends them as multi-row VALUES statements
-# ("insertmanyvalues") instead of one statement per row: several times faster on asyncpg.
+async def add_daily(session: AsyncSession, rows: Sequence[tuple[Any, ...]]) -> None:
+    """Add (account, day, events, event_count, new active users, last_at) to the daily rollup."""
+    await _DAILY.execute(session, rows)
 
 
-async def add_daily(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
-    stmt = upsert(session, DAILY)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=[DAILY.c.account_id, DAILY.c.day],
-        set_={"events": DAILY.c.events + stmt.excluded.events,
-              "event_count": DAILY.c.event_count + stmt.excluded.event_count,
-              "active_users": DAILY.c.active_users + stmt.excluded.active_users,
-              "last_at": case((stmt.excluded.last_at > DAILY.c.last_at, stmt.excluded.last_at),
-                              else_=DAILY.c.last_at)},
-    )
-    await session.execute(stmt.returning(DAILY.c.day), list(rows))
+async def add_types(session: AsyncSession, rows: Sequence[tuple[str, dt.date, str, float]]) -> None:
+    await _TYPES.execute(session, rows)
 
 
-async def add_counts(session: AsyncSession, table: Table, key: str, rows: Sequence[dict[str, Any]]) -> None:
-    if not rows:
-        return
-    stmt = upsert(session, table)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=[table.c.account_id, table.c.day, table.c[key]],
-        set_={"events": table.c.events + stmt.excluded.events},
-    )
-    await session.execute(stmt.returning(table.c.day), list(rows))
+async def add_features(session: AsyncSession, rows: Sequence[tuple[str, dt.date, str, float]]) -> None:
+    await _FEATURES.execute(session, rows)
 
 
 async def daily_rows(session: AsyncSession, account_id: str, start: dt.date, end: dt.date) -> list[UsageDaily]:

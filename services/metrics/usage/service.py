@@ -11,70 +11,58 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.metrics.db import lock_rollups
 from services.metrics.health import repository as health_repo
-from services.metrics.models import ID
 from services.metrics.usage import repository as repo
+from services.metrics.usage.envelope import UsageEnvelope
 from services.metrics.usage.schemas import UsageDay
 from shared.db import utcnow
-from shared.events.consumer import PermanentError
-from shared.events.envelope import CloudEvent
 
 
-def raw_row(event: CloudEvent, received_at: dt.datetime) -> dict[str, Any]:
-    data = event.data
-    user_id = data.get("user_id")
-    feature = data.get("feature")
-    if not isinstance(user_id, str) or not user_id or len(user_id) > ID:
-        raise PermanentError(f"event {event.id}: data.user_id must be a string of 1-{ID} characters")
-    if feature is not None and (not isinstance(feature, str) or not feature or len(feature) > ID):
-        raise PermanentError(f"event {event.id}: data.feature must be a string of 1-{ID} characters")
-    at = event.time.astimezone(dt.UTC)
-    return {"source": event.source, "event_id": event.id, "account_id": event.subject, "type": event.type,
-            "user_id": user_id, "feature": feature, "quantity": float(data.get("quantity", 1)),
-            "occurred_at": at, "day": at.date(), "received_at": received_at}
-
-
-async def apply_usage_batch(session: AsyncSession, events: Sequence[CloudEvent]) -> None:
+async def apply_usage_batch(session: AsyncSession, events: Sequence[UsageEnvelope]) -> None:
     """Count a batch of usage events into the rollups, in the caller's (single) transaction.
 
     The raw insert decides what is new (its primary key is ``(source, id)``); only those rows
-    are aggregated, in memory, and added to the rollups with one upsert per table.
+    are aggregated, in memory, and added to the rollups with one statement per table.
     """
     if not events:
         return
     now = utcnow()
-    rows: dict[tuple[str, str], dict[str, Any]] = {}
+    rows: dict[tuple[str, str], tuple[Any, ...]] = {}
     for ev in events:
-        rows.setdefault((ev.source, ev.id), raw_row(ev, now))
+        key = (ev.source, ev.id)
+        if key not in rows:
+            at = ev.time.astimezone(dt.UTC)
+            data = ev.data
+            rows[key] = (ev.source, ev.id, ev.subject, ev.type, data.user_id, data.feature, data.quantity,
+                         at, at.date(), now)
     await lock_rollups(session, exclusive=False)
-    inserted = await repo.insert_raw(session, list(rows.values()))
+    inserted = await repo.insert_raw(session, [rows[k] for k in sorted(rows)])
     if not inserted:
         return
-    new = [rows[k] for k in inserted]
-    daily: dict[tuple[str, dt.date], list[Any]] = defaultdict(lambda: [0.0, 0, None])
+    daily: dict[tuple[str, dt.date], list[Any]] = {}
     types: dict[tuple[str, dt.date, str], float] = defaultdict(float)
     features: dict[tuple[str, dt.date, str], float] = defaultdict(float)
     users: set[tuple[str, dt.date, str]] = set()
-    for r in new:
-        key = (r["account_id"], r["day"])
-        agg = daily[key]
-        agg[0] += r["quantity"]
-        agg[1] += 1
-        if agg[2] is None or r["occurred_at"] > agg[2]:
-            agg[2] = r["occurred_at"]
-        types[(*key, r["type"])] += r["quantity"]
-        if r["feature"] is not None:
-            features[(*key, r["feature"])] += r["quantity"]
-        users.add((*key, r["user_id"]))
-    new_users = Counter(await repo.insert_users(
-        session, [{"account_id": a, "day": d, "user_id": u} for a, d, u in users]))
-    await repo.add_daily(session, [
-        {"account_id": a, "day": d, "events": q, "event_count": n, "active_users": new_users.get((a, d), 0),
-         "last_at": last} for (a, d), (q, n, last) in daily.items()
-    ])
-    await repo.add_counts(session, repo.TYPES, "type", [
-        {"account_id": a, "day": d, "type": t, "events": q} for (a, d, t), q in types.items()])
-    await repo.add_counts(session, repo.FEATURES, "feature", [
-        {"account_id": a, "day": d, "feature": f, "events": q} for (a, d, f), q in features.items()])
+    for k in inserted:
+        _, _, account, etype, user, feature, quantity, at, day, _ = rows[k]
+        agg = daily.get((account, day))
+        if agg is None:
+            daily[(account, day)] = [quantity, 1, at]
+        else:
+            agg[0] += quantity
+            agg[1] += 1
+            if at > agg[2]:
+                agg[2] = at
+        types[(account, day, etype)] += quantity
+        if feature is not None:
+            features[(account, day, feature)] += quantity
+        users.add((account, day, user))
+    # Rows go in key order: batches applied concurrently (other partitions, other processes) then
+    # take their row locks in the same order and cannot deadlock on PostgreSQL.
+    new_users = Counter(await repo.insert_users(session, sorted(users)))
+    await repo.add_daily(session, [(a, d, q, n, new_users.get((a, d), 0), last)
+                                   for (a, d), (q, n, last) in sorted(daily.items())])
+    await repo.add_types(session, [(a, d, t, q) for (a, d, t), q in sorted(types.items())])
+    await repo.add_features(session, [(a, d, f, q) for (a, d, f), q in sorted(features.items())])
     await health_repo.mark_dirty(session, {a for a, _ in daily})
 
 
