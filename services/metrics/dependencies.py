@@ -1,16 +1,47 @@
-"""Scopes of the metrics API and shared query parameters."""
+"""Scopes of the metrics API, shared query parameters, typed settings and the connected producer."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from typing import Annotated
 
-from fastapi import Depends, Path, Query
+from aiokafka import AIOKafkaProducer
+from fastapi import Depends, Path, Query, Request
 
+from services.metrics.settings import Settings
+from shared.app import ContextDep
 from shared.auth import Principal, require
 from shared.db import utcnow
-from shared.errors import Unprocessable
+from shared.errors import ServiceUnavailable, Unprocessable
 from shared.types import Date
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+async def connected_producer(ctx: ContextDep, settings: SettingsDep) -> AIOKafkaProducer:
+    """The service's Kafka producer, once connected; 503 if it does not connect within the ingest deadline.
+
+    It starts (and keeps retrying) in the background, so the first requests after a start may wait for it.
+    """
+    assert ctx.relay is not None  # built at startup, whatever the broker's state
+    try:
+        if not ctx.relay.started.is_set():
+            await asyncio.wait_for(ctx.relay.started.wait(), timeout=settings.ingest_publish_timeout)
+    except TimeoutError:
+        raise ServiceUnavailable("the event bus is not reachable yet; retry later",
+                                 headers={"Retry-After": "5"}) from None
+    producer: AIOKafkaProducer = ctx.producer
+    return producer
+
+
+ProducerDep = Annotated[AIOKafkaProducer, Depends(connected_producer)]
 
 ReadScope = Annotated[Principal, Depends(require("metrics:read"))]
 IngestScope = Annotated[Principal, Depends(require("events:write"))]

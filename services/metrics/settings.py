@@ -16,4 +16,6 @@ class Settings(ServiceSettings):
     health_interval: float = Field(default=1.0, gt=0, description="Seconds between passes of the health scorer.")
     health_refresh_seconds: float = Field(
         default=3600, gt=0, description="Re-score accounts this old even without new inputs (recency decays).")
+    ingest_publish_timeout: float = Field(
+        default=5.0, gt=0, description="Seconds POST /v1/events waits for the broker's acknowledgement; then 503.")
     health_batch: int = Field(default=200, ge=1, description="Accounts scored per scorer transaction.")

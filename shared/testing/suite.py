@@ -121,6 +121,8 @@ class Suite:
             "POSTSALES_API_KEYS": json.dumps(TEST_API_KEYS),
             "POSTSALES_DATA_DIR": str(self.root / "data"),
             "OUTBOX_POLL_INTERVAL": "0.05",
+            # A paused broker must turn POST /v1/events into a prompt 503, not a long wait.
+            "METRICS_INGEST_PUBLISH_TIMEOUT": "2",
             "LOG_LEVEL": "DEBUG",
         }
         for name in SERVICES:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import json
 from typing import Any
 
 from shared.events.registry import FEEDBACK_TOPIC, USAGE_TOPIC
@@ -46,6 +48,8 @@ async def test_post_events_rejects_bad_items_by_index_and_publishes_the_rest(ser
         assert sorted(e.id for e in feedback) == ["ev-3", "ev-7"]
         records = await kafka.read_all(USAGE_TOPIC)
         assert records[0].key == b"acme"  # the account id keys the message
+        errors_text = " ".join(errors.values())
+        assert "Traceback" not in errors_text and "a CloudEvent must be a JSON object" in errors[2]
 
         # Limits and auth: all-or-nothing refusals write nothing.
         too_many = [good_usage] * 1001
@@ -57,6 +61,60 @@ async def test_post_events_rejects_bad_items_by_index_and_publishes_the_rest(ser
         r = await writer.post("/v1/events", json=[])
         assert r.json() == {"accepted": 0, "rejected": []}
         assert len(await kafka.events(USAGE_TOPIC, settle=0.3)) == 1
+
+
+async def test_post_events_publishes_each_item_as_posted_and_refuses_bodies_that_are_not_arrays(
+        service: Any, kafka: KafkaProbe) -> None:
+    # An extension attribute, an extra data field and odd spacing: the topic gets the bytes as posted.
+    item = (b'{"specversion":"1.0", "id":"x-1","source":"/product/web","type":"usage.export",'
+            b'"time":"2026-11-20T09:00:00+02:00","subject":"acme","tenant":"eu-1",'
+            b'"data":{"user_id":"u1","feature":"csv","quantity":3,"rows":120}}')
+    async with service("metrics", run_consumers=False) as svc:
+        writer = svc.client_for(WRITE)
+        r = await writer.post("/v1/events", content=b"[ " + item + b" ]",
+                              headers={"Content-Type": "application/json"})
+        assert r.status_code == 202 and r.json() == {"accepted": 1, "rejected": []}, r.text
+        records = await eventually(lambda: kafka.read_all(USAGE_TOPIC, settle=0.2))
+        assert [(rec.key, rec.value) for rec in records] == [(b"acme", item)]
+
+        for body, says in ((b'{"events": []}', "JSON array"), (b"[1, 2", "not valid JSON"), (b"", "not valid JSON")):
+            r = await writer.post("/v1/events", content=body, headers={"Content-Type": "application/json"})
+            assert r.status_code == 422 and says in r.json()["detail"], (body, r.text)
+            assert r.headers["content-type"].startswith("application/problem+json")
+        bad = [{"specversion": "1.0", "id": "q", "source": "/s", "type": "usage.login", "time": "2026-11-20T09:00:00Z",
+                "subject": "acme", "data": {"user_id": "u", "quantity": q}} for q in (-1, True, "2", 1e400)]
+        r = await writer.post("/v1/events", content=json.dumps(bad).replace("Infinity", "1e400"),
+                              headers={"Content-Type": "application/json"})
+        assert r.status_code == 202
+        assert [x["index"] for x in r.json()["rejected"]] == [0, 1, 2, 3]
+        assert all(x["error"].startswith("data.quantity: ") for x in r.json()["rejected"]), r.text
+        assert len(await kafka.read_all(USAGE_TOPIC, settle=0.3)) == 1
+
+
+async def test_post_events_answers_503_when_the_broker_does_not_acknowledge_in_time(service: Any,
+                                                                                  kafka: KafkaProbe) -> None:
+    # A deadline no broker can meet stands in for an unreachable one: the request must fail loudly
+    # (503 problem, Retry-After), and a retry once the broker answers counts each event once.
+    events = [doc("usage.login", "acme", {"user_id": f"u{i}"}, f"slow-{i}") for i in range(50)]
+    async with service("metrics", run_consumers=False, ingest_publish_timeout=0.000001) as svc:
+        await svc.ctx.relay.started.wait()  # connected: the deadline is the publish's, not the connection's
+        r = await svc.client_for(WRITE).post("/v1/events", json=events)
+        assert r.status_code == 503, r.text
+        assert r.headers["content-type"].startswith("application/problem+json") and r.headers["retry-after"]
+        assert "did not acknowledge" in r.json()["detail"] and "retry" in r.json()["detail"]
+    async with service("metrics") as svc:
+        r = await svc.client_for(WRITE).post("/v1/events", json=events)
+        assert r.status_code == 202 and r.json()["accepted"] == 50
+
+        async def counted() -> int | None:
+            usage = (await svc.client_for(READ).get("/v1/accounts/acme/usage",
+                                                    params={"from": "2026-11-20", "to": "2026-11-20"})).json()
+            n = sum(i["events"] for i in usage["items"])
+            return n if n == 50 else None
+
+        assert await eventually(counted, timeout=60, message="the 50 events counted") == 50
+        await asyncio.sleep(1)  # anything published by the failed attempt has been consumed by now
+        assert await counted() == 50
 
 
 async def _n_events(kafka: KafkaProbe, topic: str, n: int) -> list[Any] | None:

@@ -19,7 +19,7 @@ class Rejection(BaseModel):
 
 
 class IngestResult(BaseModel):
-    accepted: int = Field(description="Events validated and durably queued for their topic.", examples=[999])
+    accepted: int = Field(description="Events validated and acknowledged by the broker on their topic.", examples=[999])
     rejected: list[Rejection]
 
 
