@@ -9,7 +9,8 @@ import asyncpg
 from sqlalchemy.engine import make_url
 
 
-async def _check(url: str) -> bool:
+async def reachable(url: str) -> bool:
+    """Whether a PostgreSQL server answers at ``url`` (a SQLAlchemy URL) within 3 s."""
     u = make_url(url)
     try:
         conn = await asyncpg.connect(host=u.host or "127.0.0.1", port=u.port or 5432, user=u.username,
@@ -21,4 +22,4 @@ async def _check(url: str) -> bool:
 
 
 if __name__ == "__main__":
-    sys.exit(0 if asyncio.run(_check(sys.argv[1])) else 1)
+    sys.exit(0 if asyncio.run(reachable(sys.argv[1])) else 1)
