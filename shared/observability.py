@@ -83,6 +83,8 @@ class Metrics:
                                          ["consumer"], registry=r)
         self.consumer_lag = Gauge("consumer_lag", "Messages behind the high watermark",
                                   ["consumer", "topic", "partition"], registry=r)
+        self.consumer_restarts = Counter("consumer_restarts_total",
+                                         "Consumers that crashed and rejoined their group", ["consumer"], registry=r)
         self.dlq_messages = Counter("dlq_messages_total", "Messages sent to a dead-letter topic",
                                     ["consumer", "topic"], registry=r)
         self.outbox_backlog = Gauge("outbox_backlog", "Outbox events not yet published", registry=r)

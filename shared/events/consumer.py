@@ -10,8 +10,9 @@ handler fails is retried with backoff; if it still fails, it is replayed by halv
 events that keep failing stand alone, and those go to the DLQ with the error and their original coordinates.
 
 Batches are pipelined: while one batch is in the database, the next is fetched and decoded. They
-are still applied one at a time and in order, and each batch's offsets are committed only after
-its own transaction.
+are still applied one at a time and in order, each batch's offsets are committed only after its
+own transaction. A batch fetched before a rebalance revoked its partitions is dropped, not applied:
+the partitions' owners read it again from the committed offsets.
 """
 
 from __future__ import annotations
@@ -67,14 +68,23 @@ class Delivery:
     event: Envelope
 
 
+@dataclass(frozen=True)
+class _Decoded:
+    """A fetched batch, decoded: the deliveries to apply and the messages to dead-letter."""
+
+    deliveries: list[Delivery]
+    rejected: list[tuple[ConsumerRecord, str]]
+
+
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
     def __init__(self, consumer: EventConsumer) -> None:
         self.consumer = consumer
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        # Let the batch in hand finish and commit before the partitions move elsewhere.
+        # Let the batch in hand finish and commit before the partitions move elsewhere; batches
+        # fetched before now are dropped (see EventConsumer._settle).
         async with self.consumer._processing:
-            pass
+            self.consumer._revocations += 1
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         return None
@@ -132,10 +142,19 @@ class EventConsumer:
         # The group id carries the topic prefix: deployments (and test runs) sharing a cluster must not
         # share a group, or they would split each other's partitions. Dedup stays keyed by ``name``.
         self.group_id = topic_prefix + name
-        self.kafka = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap,
+        self.bootstrap = bootstrap
+        self.kafka = self._new_kafka()
+        self._processing = asyncio.Lock()
+        self._stop = asyncio.Event()
+        self.started = asyncio.Event()
+        self.stats = {"applied": 0, "duplicates": 0, "dlq": 0, "dropped": 0, "restarts": 0}
+        self._revocations = 0  # bumped under the batch lock each time the partitions are revoked
+
+    def _new_kafka(self) -> AIOKafkaConsumer:
+        return AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap,
             group_id=self.group_id,
-            client_id=name,
+            client_id=self.name,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_partition_fetch_bytes=4 * 1024 * 1024,
@@ -144,10 +163,6 @@ class EventConsumer:
             rebalance_timeout_ms=6000,
             heartbeat_interval_ms=1000,
         )
-        self._processing = asyncio.Lock()
-        self._stop = asyncio.Event()
-        self.started = asyncio.Event()
-        self.stats = {"applied": 0, "duplicates": 0, "dlq": 0}
 
     def stop(self) -> None:
         self._stop.set()
@@ -159,12 +174,36 @@ class EventConsumer:
         await self.kafka.start()
 
     async def run(self) -> None:
-        if not await start_with_retry(self._start, what=f"consumer {self.name}", stop=self._stop):
-            return
-        self.started.set()
+        """Consume until :meth:`stop`.
+
+        An unexpected error (a bug, not a bad event or a database outage, which are handled per batch)
+        does not end consumption: the member leaves the group, logs the error and joins again, resuming
+        from the committed offsets, so nothing is skipped and the partitions do not sit unread.
+        """
+        while not self._stop.is_set():
+            if not await start_with_retry(self._start, what=f"consumer {self.name}", stop=self._stop):
+                return
+            self.started.set()
+            try:
+                await self._consume()
+                return
+            except Exception:
+                if self._stop.is_set():
+                    log.info("consumer %s: stopped while a batch was unfinished", self.name, exc_info=True)
+                    return
+                self.stats["restarts"] += 1
+                if self.metrics:
+                    self.metrics.consumer_restarts.labels(self.name).inc()
+                log.exception("consumer %s crashed; rejoining from the committed offsets", self.name)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), timeout=1.0)
+                self.kafka = self._new_kafka()  # a stopped client cannot be started again
+
+    async def _consume(self) -> None:
         inflight: asyncio.Task[None] | None = None
         try:
             while not self._stop.is_set():
+                epoch = self._revocations
                 try:
                     batch = await self._fetch()
                 except KafkaError as exc:
@@ -173,10 +212,10 @@ class EventConsumer:
                     continue
                 if not batch:
                     continue
-                deliveries = await self._decode(batch)
+                decoded = self._decode(batch)
                 if inflight is not None:
                     await inflight
-                inflight = asyncio.create_task(self._settle(batch, deliveries), name=f"{self.name}:batch")
+                inflight = asyncio.create_task(self._settle(epoch, batch, decoded), name=f"{self.name}:batch")
             if inflight is not None:
                 await inflight
         finally:
@@ -186,10 +225,20 @@ class EventConsumer:
                     await inflight
             await self.kafka.stop()
 
-    async def _settle(self, batch: dict[TopicPartition, list[ConsumerRecord]], deliveries: list[Delivery]) -> None:
+    async def _settle(self, epoch: int, batch: dict[TopicPartition, list[ConsumerRecord]],
+                      decoded: _Decoded) -> None:
+        """Dead-letter, apply and commit a batch fetched while ``epoch`` revocations had happened."""
         async with self._processing:
-            await self._apply_and_commit(batch, deliveries)
-        self._update_lag(batch)
+            if epoch != self._revocations:
+                # Fetched before a rebalance revoked the partitions: whoever owns them now (this member
+                # too, if it kept them) reads them again from the committed offsets.
+                self.stats["dropped"] += len(decoded.deliveries) + len(decoded.rejected)
+                log.info("consumer %s: dropped a batch fetched before a rebalance", self.name)
+                return
+            for rec, error in decoded.rejected:
+                await self._dead_letter(rec, error)
+            await self._apply_and_commit(batch, decoded.deliveries)
+            self._update_lag(batch)
 
     async def _fetch(self) -> dict[TopicPartition, list[ConsumerRecord]]:
         """One batch of up to ``batch_size`` records: a blocking ``getmany`` topped up with what is
@@ -207,9 +256,9 @@ class EventConsumer:
                 count += len(records)
         return batch
 
-    async def _decode(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> list[Delivery]:
-        """The batch's events; messages that cannot be decoded go to the DLQ at once."""
-        deliveries: list[Delivery] = []
+    def _decode(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> _Decoded:
+        """The batch's events, and the messages that can never be handled (for the DLQ)."""
+        decoded = _Decoded([], [])
         decode = self.decode
         for tp, records in batch.items():
             logical = tp.topic.removeprefix(self.topic_prefix)
@@ -217,10 +266,10 @@ class EventConsumer:
                 try:
                     event = decode(rec.value, logical)
                 except InvalidEvent as exc:
-                    await self._dead_letter(rec, f"invalid event: {exc}")
+                    decoded.rejected.append((rec, f"invalid event: {exc}"))
                     continue
-                deliveries.append(Delivery(rec, logical, event))
-        return deliveries
+                decoded.deliveries.append(Delivery(rec, logical, event))
+        return decoded
 
     async def _apply_and_commit(self, batch: dict[TopicPartition, list[ConsumerRecord]],
                                 deliveries: list[Delivery]) -> None:
@@ -382,7 +431,10 @@ class EventConsumer:
     def _update_lag(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
         if not self.metrics:
             return
+        owned = self.kafka.assignment()
         for tp in batch:
+            if tp not in owned:  # highwater() asserts on a partition that moved away
+                continue
             hw = self.kafka.highwater(tp)
             if hw is not None:
                 lag = max(0, hw - batch[tp][-1].offset - 1)
