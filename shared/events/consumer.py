@@ -9,10 +9,11 @@ A message that cannot be parsed or validated goes straight to ``<topic>.dlq``. A
 handler fails is retried with backoff; if it still fails, it is replayed by halves until the
 events that keep failing stand alone, and those go to the DLQ with the error and their original coordinates.
 
-Batches are pipelined: while one batch is in the database, the next is fetched and decoded. They
-are still applied one at a time and in order, each batch's offsets are committed only after its
-own transaction. A batch fetched before a rebalance revoked its partitions is dropped, not applied:
-the partitions' owners read it again from the committed offsets.
+Batches are pipelined: while one batch is in the database, the next is fetched and decoded. Every
+fetched batch is applied, one at a time and in fetch order, and its offsets are committed only after
+its own transaction. None is ever skipped, not even across a rebalance: the fetch positions are already
+past it, so a later commit would pass over it. A revocation therefore waits until the batches in hand
+are applied and committed.
 """
 
 from __future__ import annotations
@@ -81,10 +82,8 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
         self.consumer = consumer
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        # Let the batch in hand finish and commit before the partitions move elsewhere; batches
-        # fetched before now are dropped (see EventConsumer._settle).
-        async with self.consumer._processing:
-            self.consumer._revocations += 1
+        # The batches in hand are applied and committed before the partitions move elsewhere.
+        await self.consumer._drain()
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         return None
@@ -144,11 +143,10 @@ class EventConsumer:
         self.group_id = topic_prefix + name
         self.bootstrap = bootstrap
         self.kafka = self._new_kafka()
-        self._processing = asyncio.Lock()
+        self._tail: asyncio.Task[None] | None = None  # the last fetched batch's settle task
         self._stop = asyncio.Event()
         self.started = asyncio.Event()
-        self.stats = {"applied": 0, "duplicates": 0, "dlq": 0, "dropped": 0, "restarts": 0}
-        self._revocations = 0  # bumped under the batch lock each time the partitions are revoked
+        self.stats = {"fetched": 0, "applied": 0, "duplicates": 0, "dlq": 0, "restarts": 0}
 
     def _new_kafka(self) -> AIOKafkaConsumer:
         return AIOKafkaConsumer(
@@ -200,10 +198,8 @@ class EventConsumer:
                 self.kafka = self._new_kafka()  # a stopped client cannot be started again
 
     async def _consume(self) -> None:
-        inflight: asyncio.Task[None] | None = None
         try:
             while not self._stop.is_set():
-                epoch = self._revocations
                 try:
                     batch = await self._fetch()
                 except KafkaError as exc:
@@ -212,33 +208,40 @@ class EventConsumer:
                     continue
                 if not batch:
                     continue
+                self.stats["fetched"] += sum(len(records) for records in batch.values())
                 decoded = self._decode(batch)
-                if inflight is not None:
-                    await inflight
-                inflight = asyncio.create_task(self._settle(epoch, batch, decoded), name=f"{self.name}:batch")
-            if inflight is not None:
-                await inflight
+                previous = self._tail
+                self._tail = asyncio.create_task(self._settle(previous, batch, decoded), name=f"{self.name}:batch")
+                if previous is not None:
+                    await previous  # at most two batches in hand: one in the database, one waiting for it
+            if self._tail is not None:
+                await self._tail
         finally:
-            if inflight is not None and not inflight.done():
+            if self._tail is not None and not self._tail.done():
                 # Cancelled while a batch is in the database: let it finish (or notice the stop).
                 with contextlib.suppress(BaseException):
-                    await inflight
+                    await self._tail
+            self._tail = None
             await self.kafka.stop()
 
-    async def _settle(self, epoch: int, batch: dict[TopicPartition, list[ConsumerRecord]],
+    async def _drain(self) -> None:
+        """Wait until every batch fetched so far is settled (a failure is the main loop's to raise)."""
+        while (tail := self._tail) is not None and not tail.done():
+            await asyncio.wait([tail])
+
+    async def _settle(self, previous: asyncio.Task[None] | None, batch: dict[TopicPartition, list[ConsumerRecord]],
                       decoded: _Decoded) -> None:
-        """Dead-letter, apply and commit a batch fetched while ``epoch`` revocations had happened."""
-        async with self._processing:
-            if epoch != self._revocations:
-                # Fetched before a rebalance revoked the partitions: whoever owns them now (this member
-                # too, if it kept them) reads them again from the committed offsets.
-                self.stats["dropped"] += len(decoded.deliveries) + len(decoded.rejected)
-                log.info("consumer %s: dropped a batch fetched before a rebalance", self.name)
-                return
-            for rec, error in decoded.rejected:
-                await self._dead_letter(rec, error)
-            await self._apply_and_commit(batch, decoded.deliveries)
-            self._update_lag(batch)
+        """Dead-letter, apply and commit a batch once the batch fetched before it is settled."""
+        if previous is not None:
+            await asyncio.wait([previous])
+            if previous.cancelled() or previous.exception() is not None:
+                return  # the consumer restarts from the committed offsets, which are before this batch
+        if self._stop.is_set():
+            return  # nothing committed: read again on restart
+        for rec, error in decoded.rejected:
+            await self._dead_letter(rec, error)
+        await self._apply_and_commit(batch, decoded.deliveries)
+        self._update_lag(batch)
 
     async def _fetch(self) -> dict[TopicPartition, list[ConsumerRecord]]:
         """One batch of up to ``batch_size`` records: a blocking ``getmany`` topped up with what is

@@ -178,35 +178,50 @@ async def test_a_failing_batch_is_split_until_only_its_poison_events_are_dead_le
     assert transactions < 80, transactions
 
 
-async def test_a_batch_fetched_before_a_rebalance_is_dropped_and_read_again_by_the_partitions_owner(
+async def test_a_revocation_waits_until_the_batches_in_hand_are_applied_and_nothing_is_skipped(
         demo_service, kafka) -> None:
     events = [ev(f"r{i % 40}", i) for i in range(400)]
     later = [ev(f"r{i % 40}", i) for i in range(400, 500)]
     async with demo_service(run_relay=False, batch=True, consumer_batch_size=50) as first:
         c1 = first.ctx.consumers[0]
         await eventually(lambda: _assigned(c1), timeout=30)
-        # A slow transaction holds the batch lock: the next fetched batches queue behind it.
-        await c1._processing.acquire()
+        gate = asyncio.Event()
+        apply_once = c1._apply_once
+
+        async def slow(deliveries):  # a slow transaction: the next batch is fetched and waits behind it
+            await gate.wait()
+            await apply_once(deliveries)
+
+        c1._apply_once = slow
+        drain = c1._drain
+        revocation: list[str] = []
+
+        async def traced() -> None:
+            revocation.append("started")
+            await drain()
+            revocation.append(f"done: {c1.stats['applied']} of {c1.stats['fetched']} fetched applied")
+
+        c1._drain = traced
         await kafka.publish(LIFECYCLE_TOPIC, events)
+        await eventually(lambda: _stat(c1, "fetched", 100), message="a second batch fetched behind the first")
+        assert c1.stats["applied"] == 0
         async with demo_service(run_relay=False, batch=True, consumer_batch_size=50,
                                 database_url=first.settings.database_url) as second:
             c2 = second.ctx.consumers[0]
-
-            async def revocation_waits() -> bool:  # the fetched batch and the rebalance both wait
-                return len(c1._processing._waiters or ()) >= 2
-
-            await eventually(revocation_waits, timeout=30, message="c2's join revokes c1's partitions")
-            c1._processing.release()
+            await eventually(lambda: _true(revocation), timeout=30, message="c2's join revokes c1's partitions")
+            await asyncio.sleep(0.5)
+            assert revocation == ["started"], "the revocation must wait for the batches in hand"
+            gate.set()
 
             async def balanced() -> bool:
                 a, b = c1.kafka.assignment(), c2.kafka.assignment()
                 return bool(a) and bool(b) and not (a & b) and len(a | b) == 4
 
             await eventually(balanced, timeout=40, message="partitions split between two members")
+            # Every batch in hand was applied before the partitions moved...
+            assert revocation == ["started", "done: 100 of 100 fetched applied"], revocation
             await eventually(lambda: _has(first, 400), timeout=30)
-            # The batch fetched before the revocation was not applied by c1 after it...
-            assert c1.stats["dropped"] > 0
-            # ...so no member applied records of a partition it no longer owned, and none were applied twice.
+            # ...and committed, so the new owner applied nothing twice.
             assert c1.stats["duplicates"] == c2.stats["duplicates"] == 0, (c1.stats, c2.stats)
             assert c1.stats["applied"] + c2.stats["applied"] == 400
         # c2 left: c1 takes every partition back and goes on consuming.
@@ -215,6 +230,10 @@ async def test_a_batch_fetched_before_a_rebalance_is_dropped_and_read_again_by_t
         assert c1.stats["restarts"] == 0
         ids = await applied_ids(first)
         assert len(ids) == len(set(ids)) == 500
+
+
+async def _true(items) -> bool:
+    return bool(items)
 
 
 async def test_a_consumer_that_crashes_rejoins_and_loses_nothing(demo_service, kafka) -> None:
