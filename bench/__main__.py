@@ -50,6 +50,7 @@ from shared.events.envelope import CloudEvent
 from shared.events.kafka import ensure_topics, make_producer
 from shared.events.registry import TOPICS, USAGE_TOPIC, dlq_topic
 from shared.migrations import upgrade
+from shared.testing.helpers import KafkaProbe
 
 TOKEN = "bench-admin-token-0123456789abcdef"
 PG_URL = os.environ.get("BENCH_DATABASE_URL") or os.environ.get(
@@ -208,24 +209,11 @@ async def http_ingest(url: str, bootstrap: str, prefix: str, events: list[CloudE
             started = time.perf_counter()
             await asyncio.gather(*(worker() for _ in range(concurrency)))
             rate = len(events) / (time.perf_counter() - started)
-    on_topic = await topic_size(bootstrap, prefix + USAGE_TOPIC)
+    # Counted by reading, with a quiet period: the embedded broker's end offsets can lag.
+    on_topic = len(await KafkaProbe(bootstrap, prefix).read_all(USAGE_TOPIC, settle=3, timeout=120))
     if on_topic != len(events):
         raise SystemExit(f"ingest: {on_topic} events on the topic, expected {len(events)}")
     return rate
-
-
-async def topic_size(bootstrap: str, topic: str) -> int:
-    """Messages on the topic, counted by reading them (the embedded broker's end offsets can lag)."""
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=f"bench-count-{uuid.uuid4().hex[:6]}",
-                                enable_auto_commit=False, auto_offset_reset="earliest")
-    await consumer.start()
-    try:
-        seen = 0
-        while batch := await consumer.getmany(timeout_ms=3000, max_records=5000):
-            seen += sum(len(records) for records in batch.values())
-        return seen
-    finally:
-        await consumer.stop()
 
 
 def line(label: str, rate: float, base: float | None = None) -> str:
