@@ -180,6 +180,32 @@ class HealthChanged(Payload):
     factors: list[dict[str, Any]] = Field(default_factory=list)
 
 
+class RiskDriver(Payload):
+    name: str
+    value: float | None = None
+    contribution: float
+
+
+class RiskChanged(Payload):
+    account_id: str
+    old_band: Literal["low", "medium", "high"] | None = None
+    new_band: Literal["low", "medium", "high"]
+    old_probability: float | None = None
+    new_probability: float = Field(ge=0, le=1)
+    drivers: list[RiskDriver] = Field(default_factory=list)
+    model_version: int | None = None
+
+
+class PlaybookRunPayload(Payload):
+    account_id: str
+    playbook_id: str
+    run_id: str
+    playbook: str | None = None
+    status: Literal["active", "completed", "cancelled"]
+    task_ids: list[str] = Field(default_factory=list)
+    trigger_event_id: str | None = None
+
+
 class AlertPayload(Payload):
     alert_id: str
     rule: str
@@ -213,12 +239,18 @@ _TYPES = [
     EventType("postsales.renewal.window_entered", LIFECYCLE_TOPIC, RenewalWindowEntered, "A renewal window opened."),
     EventType("postsales.renewal.recorded", LIFECYCLE_TOPIC, RenewalRecorded, "A renewal outcome was recorded."),
     EventType("postsales.opportunity.updated", LIFECYCLE_TOPIC, OpportunityUpdated, "An opportunity changed."),
+    EventType("postsales.playbook.started", LIFECYCLE_TOPIC, PlaybookRunPayload,
+              "A playbook run started on an account: its tasks were created."),
+    EventType("postsales.playbook.completed", LIFECYCLE_TOPIC, PlaybookRunPayload,
+              "Every task of a playbook run is done or cancelled."),
     EventType("postsales.survey.nps", FEEDBACK_TOPIC, SurveyPayload, "An NPS response (0-10)."),
     EventType("postsales.survey.csat", FEEDBACK_TOPIC, SurveyPayload, "A CSAT response (1-5)."),
     EventType("postsales.ticket.opened", FEEDBACK_TOPIC, TicketPayload, "A support ticket was opened."),
     EventType("postsales.ticket.responded", FEEDBACK_TOPIC, TicketPayload, "First response on a ticket."),
     EventType("postsales.ticket.resolved", FEEDBACK_TOPIC, TicketPayload, "A support ticket was resolved."),
-    EventType("postsales.health.changed", METRICS_TOPIC, HealthChanged, "An account's health band changed."),
+    EventType("postsales.health.changed", METRICS_TOPIC, HealthChanged,
+              "An account's health band changed, or its score moved by at least the minimum delta."),
+    EventType("postsales.risk.changed", METRICS_TOPIC, RiskChanged, "An account's churn-risk band changed."),
     EventType("postsales.alert.fired", ALERTS_TOPIC, AlertPayload, "An alert fired."),
     EventType("postsales.alert.resolved", ALERTS_TOPIC, AlertPayload, "An alert was resolved."),
 ]
@@ -236,6 +268,27 @@ def lookup(event_type: str) -> EventType | None:
     if event_type.startswith(USAGE_PREFIX) and len(event_type) > len(USAGE_PREFIX):
         return USAGE_EVENT_TYPE
     return None
+
+
+def known_event_types() -> list[str]:
+    """Every registered type, plus the producers' ``usage.*`` family."""
+    return [*EVENT_TYPES, USAGE_EVENT_TYPE.name]
+
+
+def check_event_type_pattern(pattern: str) -> None:
+    """Raise ``ValueError`` naming the known types unless ``pattern`` names a registered type or a
+    prefix of one (``postsales.ticket.*``, ``*``); any ``usage.<name>`` is a registered type.
+
+    The one validator for every place that subscribes by type: notifier rules and lifecycle playbooks.
+    """
+    if pattern.endswith("*"):
+        prefix = pattern[:-1]
+        if any(name.startswith(prefix) for name in EVENT_TYPES) or USAGE_PREFIX.startswith(prefix) \
+                or prefix.startswith(USAGE_PREFIX):
+            return
+    elif lookup(pattern) is not None:
+        return
+    raise ValueError(f"'{pattern}' names no registered event type; known types: {', '.join(known_event_types())}")
 
 
 def validate_event(event: CloudEvent, *, topic: str | None = None) -> EventType:

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.notifier.alerts import repository
 from services.notifier.channels import repository as channels_repo
 from services.notifier.deliveries import service as deliveries
-from services.notifier.matching import (
+from shared.events.conditions import (
     conditions_hold,
     event_context,
     fingerprint,

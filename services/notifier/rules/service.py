@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.notifier.channels import repository as channels_repo
-from services.notifier.matching import (
+from shared.events.conditions import (
     RuleError,
     check_conditions,
     check_event_type,

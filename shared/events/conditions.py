@@ -1,4 +1,5 @@
-"""Rule evaluation: event-type patterns, paths into an event, conditions, durations, labels."""
+"""The suite's one condition language, used by notifier rules and lifecycle playbooks: event-type
+patterns, paths into an event, conditions, durations, labels."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from shared.events import CloudEvent
+from shared.events.registry import check_event_type_pattern
 
 OPS = ("eq", "ne", "lt", "lte", "gt", "gte", "in", "exists")
 PATH_ROOTS = ("type", "source", "id", "subject", "time", "data", "account")
@@ -43,8 +45,10 @@ def parse_duration(text: str) -> float:
 
 
 def check_event_type(pattern: str) -> None:
+    """A well-formed type or prefix ending in ``*`` that names (a prefix of) a registered type."""
     if not _TYPE_RE.match(pattern) or "*" in pattern[:-1]:
         raise ValueError("event_type must be an event type or a prefix ending in '*' (e.g. postsales.ticket.*)")
+    check_event_type_pattern(pattern)
 
 
 def type_matches(pattern: str, event_type: str) -> bool:
