@@ -9,8 +9,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from shared.events.conditions import conditions_hold, could_match_usage, event_context, parse_duration
 from services.notifier.models import Base
+from shared.events.conditions import conditions_hold, could_match_usage, event_context, parse_duration
 from shared.testing import eventually, make_event
 from tests.notifier.conftest import FAST, alerts, deliveries, inject, rule, webhook_channel
 

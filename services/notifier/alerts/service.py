@@ -16,6 +16,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.notifier.alerts import repository
 from services.notifier.channels import repository as channels_repo
 from services.notifier.deliveries import service as deliveries
+from services.notifier.models import AccountState, Alert, Rule, Silence
+from services.notifier.rules import repository as rules_repo
+from services.notifier.settings import Settings
+from services.notifier.templates import render_summary
+from shared.db import utcnow
+from shared.errors import Conflict
+from shared.events import CloudEvent
 from shared.events.conditions import (
     conditions_hold,
     event_context,
@@ -25,13 +32,6 @@ from shared.events.conditions import (
     seconds,
     type_matches,
 )
-from services.notifier.models import AccountState, Alert, Rule, Silence
-from services.notifier.rules import repository as rules_repo
-from services.notifier.settings import Settings
-from services.notifier.templates import render_summary
-from shared.db import utcnow
-from shared.errors import Conflict
-from shared.events import CloudEvent
 from shared.events.outbox import Outbox
 
 SOURCE = "/services/notifier"

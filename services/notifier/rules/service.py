@@ -8,6 +8,13 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.notifier.channels import repository as channels_repo
+from services.notifier.models import Rule
+from services.notifier.rules import repository
+from services.notifier.rules.schemas import RuleIn, RuleOut
+from services.notifier.settings import Settings
+from services.notifier.templates import check_template
+from shared.db import utcnow
+from shared.errors import Conflict, Unprocessable
 from shared.events.conditions import (
     RuleError,
     check_conditions,
@@ -16,13 +23,6 @@ from shared.events.conditions import (
     could_match_usage,
     parse_duration,
 )
-from services.notifier.models import Rule
-from services.notifier.rules import repository
-from services.notifier.rules.schemas import RuleIn, RuleOut
-from services.notifier.settings import Settings
-from services.notifier.templates import check_template
-from shared.db import utcnow
-from shared.errors import Conflict, Unprocessable
 
 
 async def validate(session: AsyncSession, body: RuleIn, settings: Settings, rule_id: str | None = None) -> None:
