@@ -16,6 +16,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from shared.errors import Forbidden, Unauthorized
+from shared.settings import ApiKey
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,7 @@ class Principal:
 
     key_id: str
     scopes: frozenset[str]
+    owner: str | None = None
 
     def has(self, scope: str) -> bool:
         return "admin" in self.scopes or scope in self.scopes
@@ -32,22 +34,23 @@ class Principal:
 class KeyStore:
     """The configured API keys, indexed by SHA-256 digest."""
 
-    def __init__(self, keys: Mapping[str, list[str]]) -> None:
-        self._digests: list[tuple[bytes, frozenset[str]]] = []
-        for token, scopes in keys.items():
+    def __init__(self, keys: Mapping[str, ApiKey | list[str]]) -> None:
+        self._digests: list[tuple[bytes, frozenset[str], str | None]] = []
+        for token, entry in keys.items():
+            key = entry if isinstance(entry, ApiKey) else ApiKey(scopes=entry)
             if token.startswith("sha256:"):
                 digest = bytes.fromhex(token.removeprefix("sha256:"))
             else:
                 digest = hashlib.sha256(token.encode()).digest()
-            self._digests.append((digest, frozenset(scopes)))
+            self._digests.append((digest, frozenset(key.scopes), key.owner))
 
     def authenticate(self, token: str) -> Principal | None:
         digest = hashlib.sha256(token.encode()).digest()
         found: Principal | None = None
         # Compare against every key so timing does not reveal which one (or whether one) matched.
-        for candidate, scopes in self._digests:
+        for candidate, scopes, owner in self._digests:
             if hmac.compare_digest(candidate, digest):
-                found = Principal(key_id=digest.hex()[:12], scopes=scopes)
+                found = Principal(key_id=digest.hex()[:12], scopes=scopes, owner=owner)
         return found
 
 

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any, ClassVar
 
-from pydantic import Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SCOPES: frozenset[str] = frozenset(
@@ -37,6 +37,15 @@ def hash_token(token: str) -> str:
     return "sha256:" + hashlib.sha256(token.encode()).hexdigest()
 
 
+class ApiKey(BaseModel):
+    """One configured key: its scopes and, optionally, the person it belongs to (whose "my" pages)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    scopes: list[str]
+    owner: str | None = Field(default=None, min_length=1, max_length=200)
+
+
 class ServiceSettings(BaseSettings):
     """Configuration common to every service. Subclasses set ``service_name``."""
 
@@ -49,7 +58,9 @@ class ServiceSettings(BaseSettings):
     kafka_bootstrap_servers: str = Field(default="127.0.0.1:9092")
     kafka_topic_prefix: str = Field(default="", description="Prepended to every topic name (shared clusters).")
     kafka_topic_partitions: int = Field(default=6, ge=1)
-    postsales_api_keys: dict[str, list[str]] = Field(default_factory=dict)
+    postsales_api_keys: dict[str, ApiKey] = Field(
+        default_factory=dict,
+        description='JSON: token (or sha256:<hex>) -> [scopes] or {"scopes": [...], "owner": "<person>"}.')
     postsales_data_dir: Path = Field(default=Path("data"))
     host: str = "127.0.0.1"
     port: int = 0
@@ -80,16 +91,26 @@ class ServiceSettings(BaseSettings):
             value = json.loads(value) if value.strip() else {}
         if not isinstance(value, dict):
             raise ValueError("POSTSALES_API_KEYS must be a JSON object of token -> [scopes]")
-        for token, scopes in value.items():
+        normalized: dict[str, Any] = {}
+        for token, entry in value.items():
+            if isinstance(entry, ApiKey):
+                entry = entry.model_dump()
+            if isinstance(entry, list):
+                entry = {"scopes": entry}
+            if not isinstance(entry, dict) or set(entry) - {"scopes", "owner"}:
+                raise ValueError('each POSTSALES_API_KEYS entry must be a list of scopes '
+                                 'or {"scopes": [...], "owner": "..."}')
+            scopes = entry.get("scopes")
             if not isinstance(scopes, list) or not all(isinstance(s, str) for s in scopes):
                 raise ValueError("each POSTSALES_API_KEYS entry must map to a list of scope strings")
+            normalized[token] = entry
             unknown = set(scopes) - SCOPES
             if unknown:
                 raise ValueError(f"unknown scopes in POSTSALES_API_KEYS: {sorted(unknown)}")
             plain = token.removeprefix("sha256:")
             if plain.lower() in _PLACEHOLDER_TOKENS or (not token.startswith("sha256:") and len(plain) < 16):
                 raise ValueError("POSTSALES_API_KEYS holds a placeholder or too-short token (need >= 16 chars)")
-        return value
+        return normalized
 
     @property
     def effective_database_url(self) -> str:

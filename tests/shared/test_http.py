@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from shared.auth import KeyStore
 from shared.errors import Unprocessable
 from shared.http import decode_cursor, encode_cursor
-from shared.settings import hash_token
+from shared.settings import ApiKey, hash_token
 from shared.testing import ADMIN_TOKEN, eventually
 from tests.shared import demo
 from tests.shared.conftest import DemoSettings, count
@@ -182,6 +182,18 @@ def test_keys_accept_sha256_form_and_refuse_placeholders() -> None:
         DemoSettings(postsales_api_keys={"a-long-enough-token-123": ["root"]})
     with pytest.raises(ValidationError):
         DemoSettings(postsales_api_keys='{"short": ["admin"]}')
+    with pytest.raises(ValidationError):
+        DemoSettings(postsales_api_keys={"a-long-enough-token-123": {"scopes": ["admin"], "team": "x"}})
+
+
+def test_a_key_may_name_its_owner() -> None:
+    s = DemoSettings(postsales_api_keys='{"a-long-enough-token-123": {"scopes": ["lifecycle:read"], "owner": "kim"},'
+                                        ' "another-long-token-4567": ["admin"]}')
+    store = KeyStore(s.postsales_api_keys)
+    kim = store.authenticate("a-long-enough-token-123")
+    assert kim is not None and kim.owner == "kim" and kim.has("lifecycle:read") and not kim.has("admin")
+    anon = store.authenticate("another-long-token-4567")
+    assert anon is not None and anon.owner is None and anon.has("admin")
 
 
 def test_per_service_env_overrides_the_shared_one(monkeypatch) -> None:
@@ -190,7 +202,7 @@ def test_per_service_env_overrides_the_shared_one(monkeypatch) -> None:
     monkeypatch.setenv("POSTSALES_API_KEYS", '{"a-long-enough-token-123": ["admin"]}')
     s = DemoSettings()
     assert s.database_url == "sqlite+aiosqlite:///demo.db"
-    assert s.postsales_api_keys == {"a-long-enough-token-123": ["admin"]}
+    assert s.postsales_api_keys == {"a-long-enough-token-123": ApiKey(scopes=["admin"])}
 
 
 async def test_nul_characters_are_refused_before_any_backend_sees_them(demo_service) -> None:
