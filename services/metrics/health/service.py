@@ -14,7 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.metrics.facts import repository as facts_repo
 from services.metrics.feedback import repository as feedback_repo
 from services.metrics.health import repository as repo
-from services.metrics.health.model import (
+from services.metrics.health.schemas import HealthModelIn
+from services.metrics.health.scoring import (
     COMPONENTS,
     DEFAULT_BANDS,
     DEFAULT_WEIGHTS,
@@ -24,7 +25,6 @@ from services.metrics.health.model import (
     combine,
     components,
 )
-from services.metrics.health.schemas import HealthModelIn
 from services.metrics.models import Commitment, HealthModel, HealthScore, Survey, Ticket
 from services.metrics.usage import repository as usage_repo
 from shared.app import ServiceContext
