@@ -13,7 +13,6 @@ import re
 import sys
 import time
 import uuid
-from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from pythonjsonlogger.json import JsonFormatter
@@ -89,6 +88,12 @@ class Metrics:
                                     ["consumer", "topic"], registry=r)
         self.outbox_backlog = Gauge("outbox_backlog", "Outbox events not yet published", registry=r)
         self.outbox_published = Counter("outbox_published_total", "Outbox events published", registry=r)
+        self.loop_passes = Counter("background_loop_passes_total", "Passes of a periodic background loop",
+                                   ["loop", "outcome"], registry=r)
+        self.loop_last_success = Gauge("background_loop_last_success_timestamp_seconds",
+                                       "Unix time of a periodic loop's last successful pass", ["loop"], registry=r)
+        self.retention_purged = Counter("retention_purged_rows_total", "Rows deleted by retention",
+                                        ["table"], registry=r)
         self.service_info = Gauge("service_info", "Service identity", ["service"], registry=r)
         self.service_info.labels(service=service).set(1)
 
@@ -182,10 +187,6 @@ class RequestContextMiddleware:
 
 class _BodyTooLarge(BaseException):
     pass
-
-
-def log_extra(**fields: Any) -> dict[str, Any]:
-    return {"extra": fields}
 
 
 class _NulInBody(BaseException):  # like _BodyTooLarge, escapes FastAPI's body parsing

@@ -10,7 +10,7 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -83,6 +83,17 @@ class ServiceSettings(BaseSettings):
         super().__init__(**values)
         if not self.port:
             self.port = self.default_port
+
+    @classmethod
+    def resolve(cls, settings: ServiceSettings | None = None) -> Self:
+        """The settings a service's ``create_app(settings=None)`` runs with: the environment when none
+        are given; the given ones when they already are this class; else re-validated as this class
+        (the shared fields as given, the service's own from the environment or their defaults)."""
+        if settings is None:
+            return cls()
+        if isinstance(settings, cls):
+            return settings
+        return cls(**settings.model_dump())
 
     @field_validator("postsales_api_keys", mode="before")
     @classmethod

@@ -12,7 +12,7 @@ from services.handoff.documents.endpoints import router as documents_router
 from services.handoff.feedback.endpoints import router as feedback_router
 from services.handoff.handoffs.endpoints import router as handoffs_router
 from services.handoff.models import infra
-from services.handoff.scheduler import overdue_loop
+from services.handoff.scheduler import LOOPS
 from services.handoff.settings import Settings
 from shared.app import ServiceDefinition, create_service_app
 from shared.events.registry import HANDOFF_TOPIC
@@ -40,10 +40,7 @@ TAGS = [
 
 def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     """Build the handoff app; settings default to the environment."""
-    if settings is None:
-        settings = Settings()
-    elif not isinstance(settings, Settings):
-        settings = Settings(**settings.model_dump())
+    s = Settings.resolve(settings)
     definition = ServiceDefinition(
         name="handoff",
         title="Handoff service",
@@ -51,8 +48,8 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         infra=infra,
         routers=[handoffs_router, commitments_router, documents_router, feedback_router],
         consumers=CONSUMERS,
-        loops=[overdue_loop],
+        loops=LOOPS,
         produces=[HANDOFF_TOPIC],
         openapi_tags=TAGS,
     )
-    return create_service_app(definition, settings)
+    return create_service_app(definition, s)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Path, Request
+from fastapi import Depends, Path
 
 from services.handoff.models import Handoff, infra
 from services.handoff.settings import Settings
 from shared.app import SessionDep
+from shared.app import SettingsDep as AppSettingsDep
 from shared.auth import Principal, require
 from shared.errors import NotFound
 from shared.http import Idempotency, idempotency_dependency
@@ -20,12 +21,7 @@ HandoffId = Annotated[str, Path(max_length=36, description="The handoff id.")]
 CommitmentId = Annotated[str, Path(max_length=36, description="The commitment id.")]
 
 
-def get_settings(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
-
-
-SettingsDep = Annotated[Settings, Depends(get_settings)]
+SettingsDep = AppSettingsDep[Settings]
 
 
 async def valid_handoff_id(handoff_id: HandoffId, session: SessionDep, _: ReadScope) -> Handoff:

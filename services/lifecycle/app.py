@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import cast
 
 from fastapi import FastAPI
 
 from services.lifecycle.accounts.endpoints import router as accounts_router
 from services.lifecycle.consumers import CONSUMER_NAME, make_handler
+from services.lifecycle.context import startup
 from services.lifecycle.models import infra
 from services.lifecycle.opportunities.endpoints import router as opportunities_router
 from services.lifecycle.renewals.endpoints import router as renewals_router
-from services.lifecycle.scheduler import scheduler_loop
+from services.lifecycle.scheduler import LOOPS
 from services.lifecycle.settings import Settings
 from services.lifecycle.tasks.endpoints import router as tasks_router
 from services.lifecycle.timeline.endpoints import router as timeline_router
@@ -36,7 +36,7 @@ TAGS = [
 
 def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     """Build the lifecycle app; settings default to the environment."""
-    s = cast(Settings, settings or Settings())
+    s = Settings.resolve(settings)
     definition = ServiceDefinition(
         name="lifecycle",
         title="Lifecycle service",
@@ -50,8 +50,9 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
                  timeline_router],
         consumers=[ConsumerSpec(name=CONSUMER_NAME, topics=[HANDOFF_TOPIC, METRICS_TOPIC],
                                 handler=make_handler(s))],
-        loops=[scheduler_loop] if s.run_scheduler else [],
+        loops=LOOPS,
         produces=[LIFECYCLE_TOPIC],
         openapi_tags=TAGS,
+        on_startup=startup,
     )
     return create_service_app(definition, s)

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, cast
+from typing import Annotated
 
 from fastapi import Depends, Path
 
 from services.lifecycle import clock
 from services.lifecycle.accounts import repository as accounts_repo
+from services.lifecycle.context import LifecycleContext
 from services.lifecycle.models import Account, infra
 from services.lifecycle.settings import Settings
-from shared.app import ContextDep, SessionDep
+from shared.app import SessionDep, get_ctx
+from shared.app import SettingsDep as AppSettingsDep
 from shared.auth import Principal, require
 from shared.errors import NotFound
 from shared.http import Idempotency, idempotency_dependency
@@ -23,16 +25,15 @@ IdempotencyDep = Annotated[Idempotency, idempotency_dependency(infra.idempotency
 AccountIdPath = Annotated[str, Path(min_length=1, max_length=200, description="The account id.")]
 
 
-def current_time(ctx: ContextDep) -> dt.datetime:
+LifecycleContextDep = Annotated[LifecycleContext, Depends(get_ctx)]
+
+
+def current_time(ctx: LifecycleContextDep) -> dt.datetime:
     return clock.now(ctx)
 
 
-def lifecycle_settings(ctx: ContextDep) -> Settings:
-    return cast(Settings, ctx.settings)
-
-
 NowDep = Annotated[dt.datetime, Depends(current_time)]
-SettingsDep = Annotated[Settings, Depends(lifecycle_settings)]
+SettingsDep = AppSettingsDep[Settings]
 
 
 async def valid_account(account_id: AccountIdPath, session: SessionDep) -> Account:

@@ -8,22 +8,19 @@ work done; on PostgreSQL candidate rows are also claimed FOR UPDATE SKIP LOCKED 
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import datetime as dt
 import logging
 from dataclasses import dataclass
-from typing import cast
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.lifecycle import clock
+from services.lifecycle.context import LifecycleContext
 from services.lifecycle.events import emit
 from services.lifecycle.renewals import repository as renewals_repo
-from services.lifecycle.settings import Settings
 from services.lifecycle.tasks import repository as tasks_repo
 from services.lifecycle.tasks.service import task_payload
-from shared.app import ServiceContext
+from shared.app import Periodic
 
 log = logging.getLogger("postsales.lifecycle.scheduler")
 
@@ -89,27 +86,17 @@ async def notify_overdue_tasks(factory: async_sessionmaker[AsyncSession], *, bat
             return total
 
 
-async def run_pass(ctx: ServiceContext) -> PassResult:
+async def run_pass(ctx: LifecycleContext) -> PassResult:
     """One scheduler pass at the service clock's current time."""
-    settings = cast(Settings, ctx.settings)
+    settings = ctx.settings
     now = clock.now(ctx)
     windows = await fire_renewal_windows(ctx.session_factory, windows=settings.renewal_windows,
                                          batch_size=settings.scheduler_batch_size, now=now)
     overdue = await notify_overdue_tasks(ctx.session_factory, batch_size=settings.scheduler_batch_size, now=now)
-    if (windows or overdue) and ctx.relay is not None:
-        ctx.relay.notify()
+    if windows or overdue:
+        log.info("scheduler: %d renewal window(s), %d overdue task(s)", windows, overdue)
+        ctx.publish_soon()
     return PassResult(windows_fired=windows, overdue_notified=overdue)
 
 
-async def scheduler_loop(ctx: ServiceContext) -> None:
-    settings = cast(Settings, ctx.settings)
-    while not ctx.stopping.is_set():
-        try:
-            result = await run_pass(ctx)
-            if result.windows_fired or result.overdue_notified:
-                log.info("scheduler: %d renewal window(s), %d overdue task(s)", result.windows_fired,
-                         result.overdue_notified)
-        except Exception:
-            log.exception("scheduler pass failed; retrying next interval")
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(ctx.stopping.wait(), timeout=settings.scheduler_interval)
+LOOPS = [Periodic("scheduler", every="scheduler_interval", enabled="run_scheduler", run=run_pass)]

@@ -11,7 +11,7 @@ from services.metrics.health.endpoints import router as health_router
 from services.metrics.ingest.endpoints import router as ingest_router
 from services.metrics.kpis.endpoints import router as kpis_router
 from services.metrics.models import infra
-from services.metrics.scheduler import health_scorer
+from services.metrics.scheduler import LOOPS
 from services.metrics.settings import Settings
 from services.metrics.usage.endpoints import router as usage_router
 from shared.app import ServiceDefinition, create_service_app
@@ -37,6 +37,7 @@ TAGS = [
 
 def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     """Build the metrics app; settings default to the environment."""
+    s = Settings.resolve(settings)
     definition = ServiceDefinition(
         name="metrics",
         title="Metrics service",
@@ -44,8 +45,8 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         infra=infra,
         routers=[ingest_router, usage_router, kpis_router, health_router],
         consumers=CONSUMERS,
-        loops=[health_scorer],
+        loops=LOOPS,
         produces=[USAGE_TOPIC, FEEDBACK_TOPIC, METRICS_TOPIC],
         openapi_tags=TAGS,
     )
-    return create_service_app(definition, settings or Settings())
+    return create_service_app(definition, s)

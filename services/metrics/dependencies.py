@@ -7,22 +7,17 @@ import datetime as dt
 from typing import Annotated
 
 from aiokafka import AIOKafkaProducer
-from fastapi import Depends, Path, Query, Request
+from fastapi import Depends, Path, Query
 
 from services.metrics.settings import Settings
 from shared.app import ContextDep
+from shared.app import SettingsDep as AppSettingsDep
 from shared.auth import Principal, require
 from shared.db import utcnow
 from shared.errors import ServiceUnavailable, Unprocessable
 from shared.types import Date
 
-
-def get_settings(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
-
-
-SettingsDep = Annotated[Settings, Depends(get_settings)]
+SettingsDep = AppSettingsDep[Settings]
 
 
 async def connected_producer(ctx: ContextDep, settings: SettingsDep) -> AIOKafkaProducer:

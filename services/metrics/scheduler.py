@@ -1,26 +1,16 @@
-"""Background loops: the health scorer."""
+"""Periodic work: the health scorer."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
-
 from services.metrics.health.service import score_pending
 from services.metrics.settings import Settings
-from shared.app import ServiceContext
-
-log = logging.getLogger("postsales.metrics.scheduler")
+from shared.app import Periodic, ServiceContext
 
 
-async def health_scorer(ctx: ServiceContext) -> None:
+async def health_pass(ctx: ServiceContext[Settings]) -> int:
     """Re-score accounts whose inputs changed (marked by the consumers) and those gone stale."""
-    settings = ctx.settings
-    assert isinstance(settings, Settings)
-    while not ctx.stopping.is_set():
-        try:
-            await score_pending(ctx, batch=settings.health_batch, refresh_seconds=settings.health_refresh_seconds)
-        except Exception as exc:
-            log.warning("health scoring pass failed (%s: %s); retrying next pass", type(exc).__name__, exc)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(ctx.stopping.wait(), timeout=settings.health_interval)
+    s = ctx.settings
+    return await score_pending(ctx, batch=s.health_batch, refresh_seconds=s.health_refresh_seconds)
+
+
+LOOPS = [Periodic("health-scorer", every="health_interval", run=health_pass)]

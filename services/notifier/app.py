@@ -11,11 +11,12 @@ from services.notifier.alerts.endpoints import router as alerts_router
 from services.notifier.alerts.service import Engine
 from services.notifier.channels.endpoints import router as channels_router
 from services.notifier.consumers import consumer_specs
+from services.notifier.context import Notifier
 from services.notifier.crypto import SecretBox, load_key
 from services.notifier.deliveries.endpoints import router as deliveries_router
 from services.notifier.models import infra
 from services.notifier.rules.endpoints import router as rules_router
-from services.notifier.scheduler import delivery_loop, notification_loop
+from services.notifier.scheduler import LOOPS
 from services.notifier.settings import Settings
 from services.notifier.silences.endpoints import router as silences_router
 from shared.app import ServiceContext, ServiceDefinition, create_service_app
@@ -36,15 +37,14 @@ TAGS = [
 
 def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     """Build the notifier app; settings default to the environment."""
-    s = settings if isinstance(settings, Settings) else Settings(**(settings.model_dump() if settings else {}))
+    s = Settings.resolve(settings)
     engine = Engine(settings=s, outbox=Outbox(infra.outbox), wake_deliveries=asyncio.Event())
 
-    async def on_startup(ctx: ServiceContext) -> None:
+    async def on_startup(ctx: ServiceContext[Settings]) -> Notifier:
         key = s.secret_key.get_secret_value() if s.secret_key else None
-        ctx.state["box"] = SecretBox(load_key(key, s.postsales_data_dir))
         engine.outbox = ctx.outbox
         engine.wake_deliveries = asyncio.Event()
-        ctx.state["engine"] = engine
+        return Notifier(box=SecretBox(load_key(key, s.postsales_data_dir)), engine=engine)
 
     definition = ServiceDefinition(
         name="notifier",
@@ -56,7 +56,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         infra=infra,
         routers=[channels_router, rules_router, alerts_router, silences_router, deliveries_router],
         consumers=consumer_specs(engine),
-        loops=[notification_loop, delivery_loop],
+        loops=LOOPS,
         produces=[ALERTS_TOPIC],
         openapi_tags=TAGS,
         on_startup=on_startup,

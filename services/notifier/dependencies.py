@@ -6,9 +6,10 @@ from typing import Annotated
 
 from fastapi import Depends, Path
 
+from services.notifier.context import NotifierContext
 from services.notifier.crypto import SecretBox
 from services.notifier.models import Alert, Channel, Rule, Silence, infra
-from shared.app import ContextDep, SessionDep
+from shared.app import SessionDep, get_ctx
 from shared.auth import Principal, require
 from shared.errors import NotFound
 from shared.http import Idempotency, idempotency_dependency
@@ -16,11 +17,11 @@ from shared.http import Idempotency, idempotency_dependency
 ReadScope = Annotated[Principal, Depends(require("alerts:read"))]
 WriteScope = Annotated[Principal, Depends(require("alerts:write"))]
 IdempotencyDep = Annotated[Idempotency, idempotency_dependency(infra.idempotency_keys)]
+NotifierContextDep = Annotated[NotifierContext, Depends(get_ctx)]
 
 
-def get_box(ctx: ContextDep) -> SecretBox:
-    box: SecretBox = ctx.state["box"]
-    return box
+def get_box(ctx: NotifierContextDep) -> SecretBox:
+    return ctx.extension.box
 
 
 BoxDep = Annotated[SecretBox, Depends(get_box)]

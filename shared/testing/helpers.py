@@ -54,8 +54,8 @@ class RunningService:
     settings: ServiceSettings
 
     @property
-    def ctx(self) -> ServiceContext:
-        ctx: ServiceContext = self.app.state.ctx
+    def ctx(self) -> ServiceContext[Any, Any]:
+        ctx: ServiceContext[Any, Any] = self.app.state.ctx
         return ctx
 
     def client_for(self, token: str | None) -> httpx.AsyncClient:

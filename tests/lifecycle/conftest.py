@@ -10,7 +10,6 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from services.lifecycle.clock import CLOCK_KEY
 from services.lifecycle.models import infra
 from shared.events import CloudEvent
 from shared.events.registry import AccountInfo, CommitmentInfo, HandoffPayload
@@ -53,7 +52,7 @@ def accepted_event(payload: HandoffPayload, *, event_id: str | None = None,
 def set_clock(svc: RunningService, when: dt.datetime | dt.date) -> None:
     """Drive the service's clock (scheduler "today", completion times) from the test."""
     at = when if isinstance(when, dt.datetime) else dt.datetime.combine(when, dt.time(9, 0), dt.UTC)
-    svc.ctx.state[CLOCK_KEY] = lambda: at
+    svc.ctx.extension.clock.frozen_at = at
 
 
 async def outbox_events(svc: RunningService, type: str | None = None) -> list[dict[str, Any]]:

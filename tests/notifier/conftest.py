@@ -131,7 +131,7 @@ def smtp_sink() -> Iterator[tuple[_Sink, int]]:
 async def inject(svc: RunningService, event: CloudEvent) -> None:
     """Apply an event as the consumer would (for tests that don't need the broker round trip)."""
     async with svc.ctx.session_factory() as session, session.begin():
-        await evaluate(session, svc.ctx.state["engine"], event)
+        await evaluate(session, svc.ctx.extension.engine, event)
 
 
 async def alerts(svc: RunningService, **where: Any) -> list[Alert]:
