@@ -1,19 +1,26 @@
 """Settings shared by every service, read from the environment with pydantic-settings.
 
 Every variable can be overridden per service by prefixing it with the service name, e.g.
-``HANDOFF_DATABASE_URL`` wins over ``DATABASE_URL`` for the handoff service.
+``HANDOFF_DATABASE_URL`` wins over ``DATABASE_URL`` for the handoff service. The prefixed names are
+a pydantic-settings source of their own, ahead of the plain one, so a value parses the same under
+either name (lists as JSON or comma-separated: :data:`StrList`, :data:`IntList`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
-from typing import Any, ClassVar, Self
+from typing import Annotated, Any, ClassVar, Self
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 SCOPES: frozenset[str] = frozenset(
     {
@@ -46,6 +53,23 @@ class ApiKey(BaseModel):
     owner: str | None = Field(default=None, min_length=1, max_length=200)
 
 
+def json_or_csv(value: Any) -> Any:
+    """A list setting from the environment: a JSON list, or comma-separated items."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            return json.loads(text)
+        return [part.strip() for part in text.split(",") if part.strip()]
+    return value
+
+
+StrList = Annotated[list[str], NoDecode, BeforeValidator(json_or_csv)]
+"""A list of strings setting: ``a,b,c`` or ``["a", "b", "c"]``."""
+
+IntList = Annotated[list[int], NoDecode, BeforeValidator(json_or_csv)]
+"""A list of integers setting: ``120,90`` or ``[120, 90]``."""
+
+
 class ServiceSettings(BaseSettings):
     """Configuration common to every service. Subclasses set ``service_name``."""
 
@@ -74,15 +98,24 @@ class ServiceSettings(BaseSettings):
     run_consumers: bool = Field(default=True, description="Start the service's Kafka consumers.")
     run_relay: bool = Field(default=True, description="Start the outbox relay (publishes to Kafka).")
 
-    def __init__(self, **values: Any) -> None:
-        prefix = f"{self.service_name.upper()}_"
-        for name in type(self).model_fields:
-            key = prefix + name.upper()
-            if name not in values and key in os.environ:
-                values[name] = os.environ[key]
-        super().__init__(**values)
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Arguments first, then SERVICE_X, then X: the same parsing for both names.
+        prefixed = EnvSettingsSource(settings_cls, env_prefix=f"{cls.service_name.upper()}_")
+        return init_settings, prefixed, env_settings, dotenv_settings, file_secret_settings
+
+    @model_validator(mode="after")
+    def _default_port(self) -> Self:
         if not self.port:
             self.port = self.default_port
+        return self
 
     @classmethod
     def resolve(cls, settings: ServiceSettings | None = None) -> Self:

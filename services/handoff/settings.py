@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from pydantic import Field, field_validator
 
-from shared.settings import ServiceSettings
+from shared.settings import ServiceSettings, StrList
 
 DEFAULT_CHECKLIST = [
     "account.name",
@@ -24,24 +23,16 @@ class Settings(ServiceSettings):
     service_name: ClassVar[str] = "handoff"
     default_port: ClassVar[int] = 8001
 
-    completeness_checklist: list[str] = Field(
+    completeness_checklist: StrList = Field(
         default_factory=lambda: list(DEFAULT_CHECKLIST),
         description=(
-            "Field paths a handoff needs before it can be submitted (JSON list). `commitments` is satisfied "
-            "by at least one commitment or `no_commitments: true`; `stakeholders.champion` by a stakeholder "
-            "flagged `champion` or whose role names a champion."
+            "Field paths a handoff needs before it can be submitted (comma-separated or a JSON list). "
+            "`commitments` is satisfied by at least one commitment or `no_commitments: true`; "
+            "`stakeholders.champion` by a stakeholder flagged `champion` or whose role names a champion."
         ),
     )
     overdue_check_interval: float = Field(default=60.0, gt=0, description="Seconds between overdue scans.")
     overdue_batch_size: int = Field(default=500, ge=1, description="Commitments flagged per scan transaction.")
-
-    @field_validator("completeness_checklist", mode="before")
-    @classmethod
-    def _parse_list(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            text = value.strip()
-            return json.loads(text) if text.startswith("[") else [p.strip() for p in text.split(",") if p.strip()]
-        return value
 
     @field_validator("completeness_checklist", mode="after")
     @classmethod

@@ -9,7 +9,7 @@ from typing import Annotated, Any, ClassVar
 from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import NoDecode
 
-from shared.settings import ServiceSettings
+from shared.settings import IntList, ServiceSettings
 
 
 class MilestoneTemplate(BaseModel):
@@ -29,15 +29,6 @@ DEFAULT_MILESTONES = [
 ]
 
 
-def _json_or_csv(value: Any) -> Any:
-    if isinstance(value, str):
-        text = value.strip()
-        if text.startswith("["):
-            return json.loads(text)
-        return [part.strip() for part in text.split(",") if part.strip()]
-    return value
-
-
 class Settings(ServiceSettings):
     service_name: ClassVar[str] = "lifecycle"
     default_port: ClassVar[int] = 8002
@@ -50,7 +41,7 @@ class Settings(ServiceSettings):
     onboarding_stuck_after_days: int = Field(
         default=14, ge=1, description="A plan task overdue this long (or a missed go-live) makes onboarding stuck."
     )
-    renewal_windows: Annotated[list[int], NoDecode] = Field(
+    renewal_windows: IntList = Field(
         default_factory=lambda: [120, 90, 60, 30],
         description="Days before the renewal date at which `renewal.window_entered` fires (e.g. 120,90,60,30).",
     )
@@ -65,11 +56,6 @@ class Settings(ServiceSettings):
     @classmethod
     def _parse_milestones(cls, value: Any) -> Any:
         return json.loads(value) if isinstance(value, str) else value
-
-    @field_validator("renewal_windows", mode="before")
-    @classmethod
-    def _parse_windows(cls, value: Any) -> Any:
-        return _json_or_csv(value)
 
     @field_validator("renewal_windows")
     @classmethod
