@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import json
 import logging
 import time
 from collections.abc import Sequence
@@ -241,8 +240,3 @@ async def outbox_backlog(session: AsyncSession, table: Table) -> int:
     return int((await session.execute(
         select(func.count()).select_from(table).where(table.c.published_at.is_(None))
     )).scalar_one())
-
-
-def decode_payload(payload: bytes) -> dict[str, Any]:
-    doc: dict[str, Any] = json.loads(payload)
-    return doc

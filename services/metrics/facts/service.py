@@ -7,7 +7,6 @@ non-null value, first-time timestamps keep the earliest, "last seen" timestamps 
 from __future__ import annotations
 
 import datetime as dt
-from decimal import Decimal
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -38,10 +37,6 @@ ACCOUNT_FIELDS = ("name", "stage", "owner", "segment", "seats", "currency", "con
 
 def _day_start(day: dt.date) -> dt.datetime:
     return dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC)
-
-
-def _money(value: Decimal | None) -> str | None:
-    return None if value is None else str(value)
 
 
 async def _account(session: AsyncSession, account_id: str) -> Account:
