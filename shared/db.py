@@ -26,9 +26,15 @@ from sqlalchemy import (
     TypeDecorator,
     event,
 )
-from sqlalchemy.dialects import postgresql
-from sqlalchemy.engine import Dialect
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Dialect, make_url
+from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -124,9 +130,30 @@ def service_metadata() -> MetaData:
     return MetaData(naming_convention=NAMING_CONVENTION)
 
 
-def is_sqlite(url_or_engine: str | AsyncEngine) -> bool:
-    name = url_or_engine if isinstance(url_or_engine, str) else url_or_engine.url.drivername
-    return name.startswith("sqlite")
+Bind = str | AsyncEngine | AsyncSession | AsyncConnection
+"""What the dialect helpers accept: a database URL, an engine, a session or a connection."""
+
+
+def dialect_name(bind: Bind) -> str:
+    """``"postgresql"`` or ``"sqlite"``: the one way to ask which database code runs on."""
+    if isinstance(bind, str):
+        return make_url(bind).get_backend_name()
+    if isinstance(bind, AsyncSession):
+        return bind.get_bind().dialect.name
+    return bind.dialect.name
+
+
+def is_sqlite(bind: Bind) -> bool:
+    return dialect_name(bind) == "sqlite"
+
+
+def is_postgresql(bind: Bind) -> bool:
+    return dialect_name(bind) == "postgresql"
+
+
+def dialect_insert(session: AsyncSession, table: Any) -> Any:
+    """``INSERT`` of the session's dialect, with ``on_conflict_do_nothing`` / ``on_conflict_do_update``."""
+    return postgresql.insert(table) if is_postgresql(session) else sqlite.insert(table)
 
 
 def create_engine(url: str, **kwargs: Any) -> AsyncEngine:

@@ -24,7 +24,7 @@ from sqlalchemy import BigInteger, Table, any_, delete, func, literal, select, u
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from shared.db import READ_ONLY, utcnow
+from shared.db import READ_ONLY, is_postgresql, is_sqlite, utcnow
 from shared.events.envelope import CloudEvent, InvalidEvent
 from shared.events.kafka import start_with_retry
 from shared.events.registry import lookup, validate_event
@@ -137,9 +137,7 @@ class OutboxRelay:
     async def relay_once(self) -> int:
         """One pass: publish up to ``batch_size`` rows; returns how many were marked published."""
         async with self.session_factory() as session:
-            bind = session.get_bind()
-            sqlite = bind.dialect.name == "sqlite"
-            if sqlite:
+            if is_sqlite(session):
                 async with session.begin():
                     await session.connection(execution_options={READ_ONLY: True})
                     batch, pending = await self._claim(session, lock=False)
@@ -223,7 +221,7 @@ class OutboxRelay:
     async def _mark(self, session: AsyncSession, ok: list[int], failed: dict[int, str]) -> None:
         t = self.table
         now = utcnow()
-        if ok and session.get_bind().dialect.name == "postgresql":
+        if ok and is_postgresql(session):
             # One array parameter: a single cached plan instead of a new 500-parameter statement each pass.
             ids = literal(ok, ARRAY(BigInteger))
             await session.execute(update(t).where(t.c.id == any_(ids)).values(published_at=now))

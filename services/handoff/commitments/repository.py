@@ -13,7 +13,7 @@ from sqlalchemy.orm import QueryableAttribute
 
 from services.handoff.commitments.schemas import PENDING_STATUSES
 from services.handoff.models import Commitment, CommitmentChange, Handoff
-from shared.db import is_sqlite
+from shared.db import is_postgresql
 from shared.http import keyset_page
 
 ORDER: list[QueryableAttribute[Any]] = [Commitment.created_at, Commitment.id]
@@ -91,7 +91,7 @@ async def claim_overdue(session: AsyncSession, *, today: dt.date, live_statuses:
             .where(*_flaggable(today),
                    Commitment.handoff_id.in_(select(Handoff.id).where(Handoff.status.in_(live_statuses))))
             .order_by(Commitment.due_date, Commitment.id).limit(limit))
-    if not is_sqlite(session.get_bind().engine.url.drivername):
+    if is_postgresql(session):
         stmt = stmt.with_for_update(skip_locked=True)
     return list((await session.execute(stmt)).scalars())
 

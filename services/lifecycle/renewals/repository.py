@@ -6,11 +6,10 @@ import datetime as dt
 from collections.abc import Sequence
 
 from sqlalchemy import and_, exists, or_, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.lifecycle.models import Account, Renewal, RenewalWindowFired
+from shared.db import dialect_insert
 from shared.http import keyset_page
 
 
@@ -54,7 +53,6 @@ async def claim_window(session: AsyncSession, *, account_id: str, renewal_date: 
                        at: dt.datetime) -> bool:
     """Insert the ledger row; False when it already exists (another pass fired this window)."""
     values = {"account_id": account_id, "renewal_date": renewal_date, "window_days": window_days, "fired_at": at}
-    bind = session.get_bind()
-    insert = pg_insert if bind.dialect.name == "postgresql" else sqlite_insert
-    result = await session.execute(insert(RenewalWindowFired).values(**values).on_conflict_do_nothing())
+    result = await session.execute(
+        dialect_insert(session, RenewalWindowFired).values(**values).on_conflict_do_nothing())
     return bool(getattr(result, "rowcount", 0) == 1)
