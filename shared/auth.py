@@ -73,6 +73,12 @@ async def current_principal(
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
 
 
+def actor_of(principal: Principal, given: str | None = None) -> str:
+    """Who acted, as recorded in histories and events: the name given in the request, else the
+    calling key's opaque id (``key:<id>``)."""
+    return given or f"key:{principal.key_id}"
+
+
 def require(scope: str) -> Callable[[Principal], Awaitable[Principal]]:
     """A dependency that lets the request through only with ``scope`` (or ``admin``)."""
 

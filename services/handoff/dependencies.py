@@ -11,6 +11,7 @@ from services.handoff.settings import Settings
 from shared.app import SessionDep
 from shared.app import SettingsDep as AppSettingsDep
 from shared.auth import Principal, require
+from shared.auth import actor_of as actor_of  # re-exported for the routers
 from shared.errors import NotFound
 from shared.http import Idempotency, idempotency_dependency
 
@@ -33,8 +34,3 @@ async def valid_handoff_id(handoff_id: HandoffId, session: SessionDep, _: ReadSc
 
 
 ValidHandoff = Annotated[Handoff, Depends(valid_handoff_id)]
-
-
-def actor_of(principal: Principal, given: str | None) -> str:
-    """Who did it: the name given in the request, else the calling key's id."""
-    return given or f"key:{principal.key_id}"

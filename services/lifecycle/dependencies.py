@@ -15,6 +15,7 @@ from services.lifecycle.settings import Settings
 from shared.app import SessionDep, get_ctx
 from shared.app import SettingsDep as AppSettingsDep
 from shared.auth import Principal, require
+from shared.auth import actor_of as actor_of  # re-exported for the routers
 from shared.errors import NotFound
 from shared.http import Idempotency, idempotency_dependency
 
@@ -53,9 +54,3 @@ async def valid_account_for_update(account_id: AccountIdPath, session: SessionDe
 
 AccountDep = Annotated[Account, Depends(valid_account)]
 LockedAccountDep = Annotated[Account, Depends(valid_account_for_update)]
-
-
-def actor_of(principal: Principal, given: str | None = None) -> str:
-    """Who acted: the name given in the request, else the API key's opaque id."""
-    return given or f"key:{principal.key_id}"
-
