@@ -9,9 +9,19 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from decimal import Decimal
 from typing import Annotated, Any
 
-from pydantic import AwareDatetime, BeforeValidator, StrictBool, StrictInt
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BeforeValidator,
+    Field,
+    PlainSerializer,
+    StrictBool,
+    StrictInt,
+    WithJsonSchema,
+)
 
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
@@ -48,10 +58,72 @@ DateTime = Annotated[AwareDatetime, BeforeValidator(_datetime_only)]
 Number = Annotated[float, BeforeValidator(_number_only)]
 """A JSON number (not a boolean, not a numeric string)."""
 
+MONEY_DECIMALS = 2
+MONEY_MAX_DIGITS = 18  # NUMERIC(18, 2) where a database stores money as a number
+_CENT = Decimal(1).scaleb(-MONEY_DECIMALS)
+_DECIMAL = re.compile(r"-?\d+(\.\d+)?")
+
+# ISO 4217 active codes (including fund and precious-metal codes, without the testing/no-currency XTS/XXX).
+ISO_4217 = frozenset({
+    "AED", "AFN", "ALL", "AMD", "ANG", "AOA", "ARS", "AUD", "AWG", "AZN", "BAM", "BBD", "BDT", "BGN", "BHD", "BIF",
+    "BMD", "BND", "BOB", "BOV", "BRL", "BSD", "BTN", "BWP", "BYN", "BZD", "CAD", "CDF", "CHE", "CHF", "CHW", "CLF",
+    "CLP", "CNY", "COP", "COU", "CRC", "CUC", "CUP", "CVE", "CZK", "DJF", "DKK", "DOP", "DZD", "EGP", "ERN", "ETB",
+    "EUR", "FJD", "FKP", "GBP", "GEL", "GHS", "GIP", "GMD", "GNF", "GTQ", "GYD", "HKD", "HNL", "HTG", "HUF", "IDR",
+    "ILS", "INR", "IQD", "IRR", "ISK", "JMD", "JOD", "JPY", "KES", "KGS", "KHR", "KMF", "KPW", "KRW", "KWD", "KYD",
+    "KZT", "LAK", "LBP", "LKR", "LRD", "LSL", "LYD", "MAD", "MDL", "MGA", "MKD", "MMK", "MNT", "MOP", "MRU", "MUR",
+    "MVR", "MWK", "MXN", "MXV", "MYR", "MZN", "NAD", "NGN", "NIO", "NOK", "NPR", "NZD", "OMR", "PAB", "PEN", "PGK",
+    "PHP", "PKR", "PLN", "PYG", "QAR", "RON", "RSD", "RUB", "RWF", "SAR", "SBD", "SCR", "SDG", "SEK", "SGD", "SHP",
+    "SLE", "SLL", "SOS", "SRD", "SSP", "STN", "SVC", "SYP", "SZL", "THB", "TJS", "TMT", "TND", "TOP", "TRY", "TTD",
+    "TWD", "TZS", "UAH", "UGX", "USD", "USN", "UYI", "UYU", "UYW", "UZS", "VED", "VES", "VND", "VUV", "WST", "XAF",
+    "XAG", "XAU", "XBA", "XBB", "XBC", "XBD", "XCD", "XCG", "XDR", "XOF", "XPD", "XPF", "XPT", "XSU", "XUA", "YER",
+    "ZAR", "ZMW", "ZWG", "ZWL",
+})
+
+
+def _money_only(value: Any) -> Any:
+    if isinstance(value, Decimal) or (isinstance(value, str) and _DECIMAL.fullmatch(value)):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    raise ValueError('must be a decimal string, e.g. "120000.00"')
+
+
+def _currency_code(value: Any) -> Any:
+    if not isinstance(value, str):
+        raise ValueError("must be an ISO 4217 currency code, e.g. EUR")
+    code = value.upper()
+    if code not in ISO_4217:
+        raise ValueError(f"'{value}' is not an ISO 4217 currency code")
+    return code
+
+
+_MONEY_DOC = "An amount: a decimal string, at least 0, with at most 2 decimals and 16 integer digits."
+Money = Annotated[
+    Decimal,
+    BeforeValidator(_money_only),
+    Field(ge=0, max_digits=MONEY_MAX_DIGITS, decimal_places=MONEY_DECIMALS),
+    AfterValidator(lambda v: v.quantize(_CENT)),
+    WithJsonSchema({"type": "string", "pattern": r"^\d{1,16}(\.\d{1,2})?$", "examples": ["120000.00"],
+                    "description": _MONEY_DOC}),
+]
+"""An amount of money (ARR, an opportunity): a decimal string >= 0 with at most two decimals, kept to the cent."""
+
+MoneyOut = Annotated[Decimal, PlainSerializer(lambda v: f"{v:.2f}", return_type=str, when_used="json"),
+                     Field(examples=["120000.00"])]
+"""An amount in a response: always a decimal string with two decimals."""
+
+Currency = Annotated[
+    str,
+    BeforeValidator(_currency_code),
+    WithJsonSchema({"type": "string", "pattern": "^[A-Za-z]{3}$", "examples": ["EUR"],
+                    "description": "ISO 4217 code (any case; stored upper-case)."}),
+]
+"""An ISO 4217 currency code, given in any case and kept upper-case."""
+
 Bool = StrictBool
 """``true`` / ``false`` only (JSON bodies; query strings parse ``true``/``false`` before this)."""
 
 Int = StrictInt
 """An integer in a JSON body (not a numeric string, not a float)."""
 
-__all__ = ["Bool", "Date", "DateTime", "Int", "Number"]
+__all__ = ["Bool", "Currency", "Date", "DateTime", "Int", "Money", "MoneyOut", "Number"]

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
-from decimal import Decimal
 from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from services.handoff.commitments.schemas import CommitmentDraftIn, CommitmentIn, CommitmentOut
-from shared.types import Bool, Date, Int
+from shared.types import Bool, Currency, Date, Int, Money, MoneyOut
 
 HandoffStatus = Literal["draft", "submitted", "accepted", "returned"]
 HANDOFF_STATUSES: tuple[str, ...] = ("draft", "submitted", "accepted", "returned")
@@ -58,9 +57,8 @@ class AccountIn(BaseModel):
     segment: str | None = Field(default=None, max_length=100)
     plan: str | None = Field(default=None, max_length=100)
     seats: Int | None = Field(default=None, ge=0, le=10_000_000)
-    arr: Decimal | None = Field(default=None, ge=0, max_digits=20, decimal_places=2,
-                                description="Annual recurring revenue, a decimal string.")
-    currency: str | None = Field(default=None, pattern=r"^[A-Z]{3}$", description="ISO 4217 code.")
+    arr: Money | None = Field(default=None, description="Annual recurring revenue, a decimal string.")
+    currency: Currency | None = None
     contract_start: Date | None = None
     renewal_date: Date | None = None
 
@@ -82,8 +80,8 @@ class AccountPatch(BaseModel):
     segment: str | None = Field(default=None, max_length=100)
     plan: str | None = Field(default=None, max_length=100)
     seats: Int | None = Field(default=None, ge=0, le=10_000_000)
-    arr: Decimal | None = Field(default=None, ge=0, max_digits=20, decimal_places=2)
-    currency: str | None = Field(default=None, pattern=r"^[A-Z]{3}$")
+    arr: Money | None = None
+    currency: Currency | None = None
     contract_start: Date | None = None
     renewal_date: Date | None = None
 
@@ -103,7 +101,7 @@ class AccountOut(BaseModel):
     segment: str | None
     plan: str | None
     seats: int | None
-    arr: Decimal | None
+    arr: MoneyOut | None
     currency: str | None
     contract_start: dt.date | None
     renewal_date: dt.date | None

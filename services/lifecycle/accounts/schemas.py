@@ -7,8 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from services.lifecycle.common import Currency, MoneyIn, MoneyOut, Stage
-from shared.types import Date, Int
+from services.lifecycle.common import Stage
+from shared.types import Currency, Date, Int, Money, MoneyOut
 
 OnboardingStatus = Literal["on_track", "behind", "stuck", "completed"]
 HealthBand = Literal["green", "yellow", "red"]
@@ -39,7 +39,7 @@ class AccountCreate(BaseModel):
     plan: str | None = Field(default=None, max_length=100)
     owner: str | None = Field(default=None, max_length=200, description="The post-sales owner (CSM).")
     seats: Int | None = Field(default=None, ge=0, le=10_000_000)
-    arr: MoneyIn | None = None
+    arr: Money | None = None
     currency: Currency | None = None
     contract_start: Date | None = None
     renewal_date: Date | None = None
@@ -67,7 +67,7 @@ class AccountUpdate(BaseModel):
     plan: str | None = Field(default=None, max_length=100)
     owner: str | None = Field(default=None, max_length=200)
     seats: Int | None = Field(default=None, ge=0, le=10_000_000)
-    arr: MoneyIn | None = None
+    arr: Money | None = None
     currency: Currency | None = None
     contract_start: Date | None = None
     renewal_date: Date | None = None

@@ -7,8 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from services.lifecycle.common import Currency, MoneyIn, MoneyOut
-from shared.types import Date
+from shared.types import Currency, Date, Money, MoneyOut
 
 OpportunityKind = Literal["upsell", "cross_sell"]
 OpportunityStatus = Literal["open", "won", "lost"]
@@ -22,7 +21,7 @@ class OpportunityCreate(BaseModel):
          "expected_close_date": "2026-09-30"}]})
 
     kind: OpportunityKind
-    amount: MoneyIn = Field(description="Added ARR, a decimal string.")
+    amount: Money = Field(description="Added ARR, a decimal string.")
     currency: Currency | None = Field(default=None, description="Defaults to the account's currency.")
     title: str | None = Field(default=None, max_length=300)
     owner: str | None = Field(default=None, max_length=200)
@@ -37,7 +36,7 @@ class OpportunityUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"status": "won"}]})
 
     status: OpportunityStatus | None = None
-    amount: MoneyIn | None = None
+    amount: Money | None = None
     currency: Currency | None = None
     title: str | None = Field(default=None, max_length=300)
     owner: str | None = Field(default=None, max_length=200)

@@ -8,8 +8,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.lifecycle.accounts.schemas import HealthOut
-from services.lifecycle.common import Currency, MoneyIn, MoneyOut, Stage
-from shared.types import Date
+from services.lifecycle.common import Stage
+from shared.types import Currency, Date, Money, MoneyOut
 
 RenewalOutcome = Literal["renewed", "churned"]
 
@@ -24,8 +24,8 @@ class RenewalCreate(BaseModel):
         {"outcome": "churned", "arr_before": "120000.00", "arr_after": "0", "notes": "Moved to a competitor"}]})
 
     outcome: RenewalOutcome
-    arr_before: MoneyIn | None = Field(default=None, description="Defaults to the account's current ARR.")
-    arr_after: MoneyIn | None = Field(default=None, description="Required when renewed; 0 (the default) if churned.")
+    arr_before: Money | None = Field(default=None, description="Defaults to the account's current ARR.")
+    arr_after: Money | None = Field(default=None, description="Required when renewed; 0 (the default) if churned.")
     currency: Currency | None = Field(default=None, description="Defaults to the account's currency.")
     renewal_date: Date | None = Field(default=None, description="The renewal decided; defaults to the account's.")
     new_renewal_date: Date | None = Field(default=None, description="Renewed: the next one; default +1 year.")
