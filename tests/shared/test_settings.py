@@ -45,7 +45,8 @@ def test_arguments_win_over_the_environment(monkeypatch: pytest.MonkeyPatch) -> 
 
 
 def test_json_settings_and_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("HANDOFF_POSTSALES_API_KEYS", '{"a-long-enough-token-123": {"scopes": ["admin"], "owner": "jo"}}')
+    keys = '{"a-long-enough-token-123": {"scopes": ["admin"], "owner": "jo"}}'
+    monkeypatch.setenv("HANDOFF_POSTSALES_API_KEYS", keys)
     monkeypatch.setenv("HANDOFF_PORT", "9100")
     s = HandoffSettings()
     assert s.postsales_api_keys["a-long-enough-token-123"].owner == "jo"
