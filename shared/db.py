@@ -106,7 +106,7 @@ def infra_tables(metadata: MetaData) -> InfraTables:
         Column("consumer", String(200), primary_key=True),
         Column("source", String(500), primary_key=True),
         Column("event_id", String(200), primary_key=True),
-        Column("processed_at", UTCDateTime, nullable=False, default=utcnow),
+        Column("processed_at", UTCDateTime, nullable=False, default=utcnow, index=True),
     )
     idempotency = Table(
         "idempotency_keys",
@@ -116,7 +116,7 @@ def infra_tables(metadata: MetaData) -> InfraTables:
         Column("request_hash", String(64), nullable=False),
         Column("status_code", Integer, nullable=False),
         Column("response_body", LargeBinary, nullable=False),
-        Column("created_at", UTCDateTime, nullable=False, default=utcnow),
+        Column("created_at", UTCDateTime, nullable=False, default=utcnow, index=True),
     )
     return InfraTables(outbox=outbox, processed_events=processed, idempotency_keys=idempotency)
 

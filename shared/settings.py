@@ -8,8 +8,10 @@ either name (lists as JSON or comma-separated: :data:`StrList`, :data:`IntList`)
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Self
 
@@ -53,6 +55,22 @@ class ApiKey(BaseModel):
     owner: str | None = Field(default=None, min_length=1, max_length=200)
 
 
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w|y)\s*$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400, "y": 365 * 86400}
+
+
+def _duration(value: Any) -> Any:
+    if isinstance(value, str) and (m := _DURATION.match(value)):
+        return dt.timedelta(seconds=float(m.group(1)) * _UNIT_SECONDS[m.group(2)])
+    return value
+
+
+Duration = Annotated[dt.timedelta, BeforeValidator(_duration)]
+"""A length of time: ``36h``, ``7d``, ``3y`` (365-day years), a number of seconds, or ISO 8601 (``P7D``)."""
+
+THREE_YEARS = dt.timedelta(days=3 * 365 + 1)
+
+
 def json_or_csv(value: Any) -> Any:
     """A list setting from the environment: a JSON list, or comma-separated items."""
     if isinstance(value, str):
@@ -92,6 +110,19 @@ class ServiceSettings(BaseSettings):
     max_body_bytes: int = Field(default=2_000_000, description="Larger request bodies get 413.")
     outbox_poll_interval: float = Field(default=0.2, gt=0)
     outbox_retention_hours: float = Field(default=168, gt=0, description="Published outbox rows kept this long.")
+    max_event_age: Duration = Field(
+        default=THREE_YEARS, gt=dt.timedelta(0), le=dt.timedelta(days=100 * 366),
+        description="The oldest event time the suite accepts (e.g. 3y, 400d); dedup keys are kept at least this long.")
+    dedup_retention: Duration | None = Field(
+        default=None,
+        description="How long consumers remember an event id (processed_events) to drop its duplicates; unset = "
+                    "MAX_EVENT_AGE, and never less: a replay of the oldest accepted event is still a duplicate.")
+    idempotency_retention: Duration = Field(
+        default=dt.timedelta(days=7), gt=dt.timedelta(0),
+        description="How long an Idempotency-Key's first result is kept: a retry within it gets the same answer.")
+    retention_interval: float = Field(default=600, gt=0, description="Seconds between retention purges.")
+    retention_batch_size: int = Field(
+        default=1000, ge=1, le=100_000, description="Rows deleted per purge transaction (short write locks).")
     consumer_max_retries: int = Field(default=3, ge=0)
     consumer_retry_backoff: float = Field(default=0.2, ge=0)
     consumer_batch_size: int = Field(default=1000, ge=1)
@@ -112,10 +143,21 @@ class ServiceSettings(BaseSettings):
         return init_settings, prefixed, env_settings, dotenv_settings, file_secret_settings
 
     @model_validator(mode="after")
-    def _default_port(self) -> Self:
+    def _defaults_and_relations(self) -> Self:
         if not self.port:
             self.port = self.default_port
+        if self.dedup_retention is None:
+            self.dedup_retention = self.max_event_age
+        elif self.dedup_retention < self.max_event_age:
+            raise ValueError(
+                f"DEDUP_RETENTION ({self.dedup_retention}) must be at least MAX_EVENT_AGE ({self.max_event_age}): "
+                "a duplicate of the oldest event the service accepts must still be recognised")
         return self
+
+    @property
+    def dedup_keys_kept(self) -> dt.timedelta:
+        """How long processed event ids are kept (``dedup_retention``, at least ``max_event_age``)."""
+        return self.dedup_retention or self.max_event_age
 
     @classmethod
     def resolve(cls, settings: ServiceSettings | None = None) -> Self:

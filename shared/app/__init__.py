@@ -5,6 +5,7 @@
 - :mod:`~shared.app.factory`: ``create_service_app`` (middleware, error handlers, routers, docs);
 - :mod:`~shared.app.runtime`: the lifespan (engine, outbox relay, consumers, loops, orderly stop);
 - :mod:`~shared.app.periodic`: ``Periodic``, work done every N seconds, supervised and counted;
+- :mod:`~shared.app.retention`: the purge of old dedup and idempotency keys every service runs;
 - :mod:`~shared.app.ops`: ``/healthz``, ``/readyz``, ``/metrics``, offline ``/docs``;
 - :mod:`~shared.app.dependencies`: ``SessionDep``, ``ContextDep``, ``SettingsDep``.
 """

@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from shared import tracing
 from shared.app.context import BackgroundLoop, ServiceContext, ServiceDefinition
 from shared.app.periodic import Periodic
+from shared.app.retention import RETENTION
 from shared.db import create_engine, create_sessionmaker
 from shared.events.consumer import EventConsumer
 from shared.events.kafka import ensure_topics, make_producer
@@ -90,8 +91,8 @@ async def start_bus(defn: ServiceDefinition, ctx: ServiceContext[Any, Any]) -> N
 
 
 def start_loops(defn: ServiceDefinition, ctx: ServiceContext[Any, Any]) -> None:
-    """One task per enabled periodic loop and per background worker."""
-    for loop in defn.loops:
+    """One task per enabled periodic loop (the service's and the shared retention purge) and per worker."""
+    for loop in [*defn.loops, RETENTION]:
         if isinstance(loop, Periodic):
             if loop.is_enabled(ctx.settings):
                 ctx.tasks.append(asyncio.create_task(loop.loop(ctx), name=f"{defn.name}:{loop.name}"))
