@@ -7,7 +7,7 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from services.handoff.commitments.endpoints import router as commitments_router
-from services.handoff.consumers import CONSUMERS
+from services.handoff.consumers import consumer_specs
 from services.handoff.documents.endpoints import router as documents_router
 from services.handoff.feedback.endpoints import router as feedback_router
 from services.handoff.handoffs.endpoints import router as handoffs_router
@@ -47,7 +47,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         description=DESCRIPTION,
         infra=infra,
         routers=[handoffs_router, commitments_router, documents_router, feedback_router],
-        consumers=CONSUMERS,
+        consumers=consumer_specs,
         loops=LOOPS,
         produces=[HANDOFF_TOPIC],
         openapi_tags=TAGS,

@@ -7,7 +7,7 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from services.lifecycle.accounts.endpoints import router as accounts_router
-from services.lifecycle.consumers import CONSUMER_NAME, make_handler
+from services.lifecycle.consumers import consumer_specs
 from services.lifecycle.context import startup
 from services.lifecycle.models import infra
 from services.lifecycle.opportunities.endpoints import router as opportunities_router
@@ -17,8 +17,8 @@ from services.lifecycle.settings import Settings
 from services.lifecycle.tasks.endpoints import router as tasks_router
 from services.lifecycle.timeline.endpoints import router as timeline_router
 from services.lifecycle.touchpoints.endpoints import router as touchpoints_router
-from shared.app import ConsumerSpec, ServiceDefinition, create_service_app
-from shared.events.registry import HANDOFF_TOPIC, LIFECYCLE_TOPIC, METRICS_TOPIC
+from shared.app import ServiceDefinition, create_service_app
+from shared.events.registry import LIFECYCLE_TOPIC
 from shared.settings import ServiceSettings
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -48,8 +48,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         infra=infra,
         routers=[accounts_router, tasks_router, touchpoints_router, opportunities_router, renewals_router,
                  timeline_router],
-        consumers=[ConsumerSpec(name=CONSUMER_NAME, topics=[HANDOFF_TOPIC, METRICS_TOPIC],
-                                handler=make_handler(s))],
+        consumers=consumer_specs,
         loops=LOOPS,
         produces=[LIFECYCLE_TOPIC],
         openapi_tags=TAGS,

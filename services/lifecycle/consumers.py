@@ -6,11 +6,20 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.lifecycle.accounts import service as accounts
+from services.lifecycle.context import LifecycleContext
 from services.lifecycle.events import record
 from services.lifecycle.settings import Settings
+from shared.app import ConsumerSpec
 from shared.events import CloudEvent
 from shared.events.consumer import EventHandler
-from shared.events.registry import CommitmentUpdated, HandoffPayload, HealthChanged, parse_data
+from shared.events.registry import (
+    HANDOFF_TOPIC,
+    METRICS_TOPIC,
+    CommitmentUpdated,
+    HandoffPayload,
+    HealthChanged,
+    parse_data,
+)
 
 CONSUMER_NAME = "lifecycle-events"
 
@@ -28,3 +37,8 @@ def make_handler(settings: Settings) -> EventHandler:
                    summary=f"Commitment '{c.title}': {c.previous_status or 'n/a'} → {c.status}", data=event.data)
 
     return handle
+
+
+def consumer_specs(ctx: LifecycleContext) -> list[ConsumerSpec]:
+    """The consumer groups."""
+    return [ConsumerSpec(name=CONSUMER_NAME, topics=[HANDOFF_TOPIC, METRICS_TOPIC], handler=make_handler(ctx.settings))]

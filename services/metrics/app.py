@@ -6,7 +6,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from services.metrics.consumers import CONSUMERS
+from services.metrics.consumers import consumer_specs
 from services.metrics.health.endpoints import router as health_router
 from services.metrics.ingest.endpoints import router as ingest_router
 from services.metrics.kpis.endpoints import router as kpis_router
@@ -44,7 +44,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         description=DESCRIPTION,
         infra=infra,
         routers=[ingest_router, usage_router, kpis_router, health_router],
-        consumers=CONSUMERS,
+        consumers=consumer_specs,
         loops=LOOPS,
         produces=[USAGE_TOPIC, FEEDBACK_TOPIC, METRICS_TOPIC],
         openapi_tags=TAGS,

@@ -20,7 +20,6 @@ from services.notifier.scheduler import LOOPS
 from services.notifier.settings import Settings
 from services.notifier.silences.endpoints import router as silences_router
 from shared.app import ServiceContext, ServiceDefinition, create_service_app
-from shared.events.outbox import Outbox
 from shared.events.registry import ALERTS_TOPIC
 from shared.settings import ServiceSettings
 
@@ -38,13 +37,11 @@ TAGS = [
 def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     """Build the notifier app; settings default to the environment."""
     s = Settings.resolve(settings)
-    engine = Engine(settings=s, outbox=Outbox(infra.outbox), wake_deliveries=asyncio.Event())
 
     async def on_startup(ctx: ServiceContext[Settings]) -> Notifier:
         key = s.secret_key.get_secret_value() if s.secret_key else None
-        engine.outbox = ctx.outbox
-        engine.wake_deliveries = asyncio.Event()
-        return Notifier(box=SecretBox(load_key(key, s.postsales_data_dir)), engine=engine)
+        return Notifier(box=SecretBox(load_key(key, s.postsales_data_dir)),
+                        engine=Engine(settings=s, outbox=ctx.outbox, wake_deliveries=asyncio.Event()))
 
     definition = ServiceDefinition(
         name="notifier",
@@ -55,7 +52,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
             "deliveries with retry to webhooks, Slack and email."),
         infra=infra,
         routers=[channels_router, rules_router, alerts_router, silences_router, deliveries_router],
-        consumers=consumer_specs(engine),
+        consumers=consumer_specs,
         loops=LOOPS,
         produces=[ALERTS_TOPIC],
         openapi_tags=TAGS,

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.notifier.alerts.service import Engine, evaluate
+from services.notifier.alerts.service import evaluate
+from services.notifier.context import NotifierContext
 from shared.app import ConsumerSpec
 from shared.events import CloudEvent
 from shared.events.registry import FEEDBACK_TOPIC, HANDOFF_TOPIC, LIFECYCLE_TOPIC, METRICS_TOPIC, USAGE_TOPIC
 
 
-def consumer_specs(engine: Engine) -> list[ConsumerSpec]:
+def consumer_specs(ctx: NotifierContext) -> list[ConsumerSpec]:
     """One group over the domain topics; the usage topic only when ``consume_usage`` is on (it is
     high-volume, and rules on ``usage.*`` are refused otherwise)."""
     topics = [HANDOFF_TOPIC, LIFECYCLE_TOPIC, FEEDBACK_TOPIC, METRICS_TOPIC]
-    if engine.settings.consume_usage:
+    engine = ctx.extension.engine
+    if ctx.settings.consume_usage:
         topics.append(USAGE_TOPIC)
 
     async def handle(session: AsyncSession, event: CloudEvent) -> None:

@@ -10,7 +10,7 @@
 - :mod:`~shared.app.dependencies`: ``SessionDep``, ``ContextDep``, ``SettingsDep``.
 """
 
-from shared.app.context import BackgroundLoop, ConsumerSpec, ServiceContext, ServiceDefinition
+from shared.app.context import BackgroundLoop, ConsumerSpec, ConsumerSpecs, ServiceContext, ServiceDefinition
 from shared.app.dependencies import ContextDep, SessionDep, SettingsDep, get_ctx, get_session, get_settings
 from shared.app.factory import create_service_app
 from shared.app.periodic import Periodic
@@ -18,6 +18,7 @@ from shared.app.periodic import Periodic
 __all__ = [
     "BackgroundLoop",
     "ConsumerSpec",
+    "ConsumerSpecs",
     "ContextDep",
     "Periodic",
     "ServiceContext",

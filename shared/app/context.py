@@ -60,6 +60,7 @@ class ServiceContext(Generic[SettingsT, ExtensionT]):
     relay: OutboxRelay | None = None
     consumers: list[EventConsumer] = field(default_factory=list)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    consumer_specs: list[ConsumerSpec] = field(default_factory=list)
     producer: Any = None  # the connected AIOKafkaProducer (aiokafka is untyped)
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -76,6 +77,10 @@ For work done every N seconds use :class:`shared.app.periodic.Periodic` instead.
 Startup = Callable[[ServiceContext[Any, Any]], Awaitable[Any]]
 """Builds the service's ``extension`` once the context exists (engine, outbox, settings)."""
 
+ConsumerSpecs = Callable[[ServiceContext[Any, Any]], Sequence[ConsumerSpec]]
+"""A service's ``consumers.consumer_specs(ctx)``: its consumer groups, built once the context exists so
+that handlers can close over what they need (``ctx.settings``, ``ctx.outbox``, ``ctx.extension``)."""
+
 
 @dataclass
 class ServiceDefinition:
@@ -86,7 +91,7 @@ class ServiceDefinition:
     description: str
     infra: InfraTables
     routers: Sequence[APIRouter]
-    consumers: Sequence[ConsumerSpec] = ()
+    consumers: ConsumerSpecs | None = None
     loops: Sequence[Periodic | BackgroundLoop] = ()
     produces: Sequence[str] = ()
     version: str = "0.1.0"

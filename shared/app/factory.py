@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse
 
 from shared import tracing
 from shared.app.context import ServiceDefinition
+from shared.app.dependencies import get_ctx
 from shared.app.ops import install_offline_docs, ops_router
 from shared.app.runtime import lifespan_for
 from shared.auth import KeyStore, current_principal
@@ -45,13 +46,12 @@ def create_service_app(defn: ServiceDefinition, settings: ServiceSettings) -> Fa
     app.add_middleware(RequestContextMiddleware, metrics=metrics, max_body_bytes=settings.max_body_bytes)
     app.include_router(ops_router())
     install_offline_docs(app)
-    consumed = [t for spec in defn.consumers for t in spec.topics]
-    asyncapi_doc = asyncapi.build(title=f"{defn.title} events", produces=defn.produces, consumes=consumed)
 
     @app.get("/asyncapi.json", tags=["operations"], summary="AsyncAPI of this service's topics")
-    async def asyncapi_json() -> dict[str, Any]:
+    async def asyncapi_json(request: Request) -> dict[str, Any]:
         """AsyncAPI 3.0 document of the topics this service produces and consumes, from the event registry."""
-        return asyncapi_doc
+        consumed = [t for spec in get_ctx(request).consumer_specs for t in spec.topics]
+        return asyncapi.build(title=f"{defn.title} events", produces=defn.produces, consumes=consumed)
 
     for router in defn.routers:
         # Authenticate before anything else on the API, so no lookup runs for an anonymous caller.

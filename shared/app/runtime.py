@@ -42,6 +42,7 @@ def lifespan_for(defn: ServiceDefinition, settings: ServiceSettings,
         app.state.ctx = ctx
         if defn.on_startup:
             ctx.extension = await defn.on_startup(ctx)
+        ctx.consumer_specs = list(defn.consumers(ctx)) if defn.consumers else []
         if settings.run_relay or settings.run_consumers:
             await start_bus(defn, ctx)
         start_loops(defn, ctx)
@@ -77,7 +78,7 @@ async def start_bus(defn: ServiceDefinition, ctx: ServiceContext[Any, Any]) -> N
         # The producer is still needed for dead-lettering and readiness.
         await ctx.producer.start()
         ctx.relay.started.set()
-    for spec in (defn.consumers if s.run_consumers else ()):
+    for spec in (ctx.consumer_specs if s.run_consumers else ()):
         consumer = EventConsumer(
             name=spec.name, topics=spec.topics, bootstrap=s.kafka_bootstrap_servers,
             session_factory=ctx.session_factory, infra=ctx.infra, handler=spec.handler,

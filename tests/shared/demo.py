@@ -124,4 +124,4 @@ def definition(*, batch: bool = False, consumer_name: str = "demo-consumer") -> 
     spec = (ConsumerSpec(consumer_name, [LIFECYCLE_TOPIC], batch_handler=apply_batch) if batch
             else ConsumerSpec(consumer_name, [LIFECYCLE_TOPIC], handler=apply_event))
     return ServiceDefinition(name="demo", title="Demo", description="Foundation test app", infra=infra,
-                             routers=[router], consumers=[spec])
+                             routers=[router], consumers=lambda ctx: [spec])

@@ -48,7 +48,7 @@ def samples(text: str, name: str) -> dict[tuple[tuple[str, str], ...], float]:
 @contextlib.asynccontextmanager
 async def running(settings: ServiceSettings, loops: list[Any]) -> AsyncIterator[tuple[Any, httpx.AsyncClient]]:
     await create_demo_tables(settings.effective_database_url)
-    defn = dataclasses.replace(demo.definition(), consumers=[], routers=[router], loops=loops)
+    defn = dataclasses.replace(demo.definition(), consumers=None, routers=[router], loops=loops)
     app = create_service_app(defn, settings)
     async with app.router.lifespan_context(app), httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url="http://t",
