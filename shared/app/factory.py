@@ -9,7 +9,6 @@ from fastapi.responses import JSONResponse
 
 from shared import tracing
 from shared.app.context import ServiceDefinition
-from shared.app.dependencies import get_ctx
 from shared.app.ops import install_offline_docs, ops_router
 from shared.app.runtime import lifespan_for
 from shared.auth import KeyStore, current_principal
@@ -50,7 +49,8 @@ def create_service_app(defn: ServiceDefinition, settings: ServiceSettings) -> Fa
     @app.get("/asyncapi.json", tags=["operations"], summary="AsyncAPI of this service's topics")
     async def asyncapi_json(request: Request) -> dict[str, Any]:
         """AsyncAPI 3.0 document of the topics this service produces and consumes, from the event registry."""
-        consumed = [t for spec in get_ctx(request).consumer_specs for t in spec.topics]
+        ctx = getattr(request.app.state, "ctx", None)  # the specs are built by the lifespan
+        consumed = [t for spec in (ctx.consumer_specs if ctx else []) for t in spec.topics]
         return asyncapi.build(title=f"{defn.title} events", produces=defn.produces, consumes=consumed)
 
     for router in defn.routers:
