@@ -146,3 +146,17 @@ def test_resolve_turns_any_settings_into_the_service_class(monkeypatch: pytest.M
 
 async def _true(value: bool) -> bool:
     return value
+
+
+async def test_one_dialect_check_for_urls_engines_sessions_and_connections(database_factory, db_backend) -> None:
+    from shared.db import create_engine, create_sessionmaker, dialect_name, is_postgresql, is_sqlite
+
+    assert dialect_name("sqlite+aiosqlite:///x.db") == "sqlite"
+    assert dialect_name("postgresql+asyncpg://u@h/db") == "postgresql"
+    engine = create_engine(database_factory.new("handoff"))
+    try:
+        async with create_sessionmaker(engine)() as session, engine.connect() as conn:
+            assert {dialect_name(engine), dialect_name(session), dialect_name(conn)} == {db_backend}
+            assert is_postgresql(session) == (db_backend == "postgresql") != is_sqlite(session)
+    finally:
+        await engine.dispose()
