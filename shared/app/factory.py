@@ -10,6 +10,8 @@ from fastapi.responses import JSONResponse
 from shared import tracing
 from shared.app.context import ServiceDefinition
 from shared.app.ops import install_offline_docs, ops_router
+from shared.app.periodic import Periodic
+from shared.app.retention import RETENTION
 from shared.app.runtime import lifespan_for
 from shared.auth import KeyStore, current_principal
 from shared.errors import PROBLEM_RESPONSES, install_error_handlers
@@ -24,6 +26,7 @@ def create_service_app(defn: ServiceDefinition, settings: ServiceSettings) -> Fa
 
     ``settings`` must already be the service's own settings class (``Settings.resolve(given)``).
     """
+    _check_loops(defn, settings)
     metrics = Metrics(defn.name)
     app = FastAPI(
         title=defn.title, description=defn.description, version=defn.version,
@@ -57,3 +60,12 @@ def create_service_app(defn: ServiceDefinition, settings: ServiceSettings) -> Fa
         # Authenticate before anything else on the API, so no lookup runs for an anonymous caller.
         app.include_router(router, dependencies=[Depends(current_principal)], responses=PROBLEM_RESPONSES)
     return app
+
+
+def _check_loops(defn: ServiceDefinition, settings: ServiceSettings) -> None:
+    names = [loop.name for loop in defn.loops if isinstance(loop, Periodic)] + [RETENTION.name]
+    if len(names) != len(set(names)):
+        raise ValueError(f"{defn.name}: periodic loop names must be unique, got {sorted(names)}")
+    for loop in [*defn.loops, RETENTION]:
+        if isinstance(loop, Periodic):
+            loop.check(settings)

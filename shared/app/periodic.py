@@ -40,6 +40,14 @@ class Periodic:
     enabled: bool | str = True
     again_if_busy: bool = False
 
+    def check(self, settings: ServiceSettings) -> None:
+        """Refuse, at app creation, a loop whose settings do not exist or make no sense."""
+        for attr in (self.every, self.enabled):
+            if isinstance(attr, str) and not hasattr(settings, attr):
+                raise ValueError(f"loop {self.name!r}: {type(settings).__name__} has no setting {attr!r}")
+        if not self.interval(settings) > 0:
+            raise ValueError(f"loop {self.name!r}: the interval must be positive")
+
     def interval(self, settings: ServiceSettings) -> float:
         value = getattr(settings, self.every) if isinstance(self.every, str) else self.every
         return float(value)

@@ -160,3 +160,19 @@ async def test_one_dialect_check_for_urls_engines_sessions_and_connections(datab
             assert is_postgresql(session) == (db_backend == "postgresql") != is_sqlite(session)
     finally:
         await engine.dispose()
+
+
+@pytest.mark.db_independent
+def test_a_loop_naming_a_missing_setting_or_a_taken_name_is_refused_at_creation() -> None:
+    async def nothing(ctx: ServiceContext) -> None:
+        return None
+
+    settings = LoopSettings()
+    for loops, message in (([Periodic("x", every="no_such_setting", run=nothing)], "no setting 'no_such_setting'"),
+                           ([Periodic("x", every=1, enabled="nope", run=nothing)], "no setting 'nope'"),
+                           ([Periodic("x", every=0, run=nothing)], "must be positive"),
+                           ([Periodic("x", every=1, run=nothing), Periodic("x", every=2, run=nothing)], "unique"),
+                           ([Periodic("retention", every=1, run=nothing)], "unique")):
+        defn = dataclasses.replace(demo.definition(), consumers=None, routers=[router], loops=loops)
+        with pytest.raises(ValueError, match=message):
+            create_service_app(defn, settings)
