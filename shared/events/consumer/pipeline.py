@@ -435,7 +435,10 @@ class EventConsumer:
             log.warning("consumer %s: batch of %d failed (%s); isolating the failing event(s)",
                         self.name, len(deliveries), exc)
             try:
-                await self._isolate(deliveries)
+                if len(deliveries) == 1:  # already alone and already retried
+                    await self._dead_letter(deliveries[0].record, _handler_error(exc))
+                else:
+                    await self._isolate(deliveries)
             except _Stopping:
                 return
         await self._commit({tp: records[-1].offset + 1 for tp, records in batch.items()})
@@ -453,7 +456,7 @@ class EventConsumer:
             except _Stopping:
                 raise
             except Exception as exc:
-                await self._dead_letter(deliveries[0].record, f"handler failed: {type(exc).__name__}: {exc}")
+                await self._dead_letter(deliveries[0].record, _handler_error(exc))
             return
         mid = len(deliveries) // 2
         for half in (deliveries[:mid], deliveries[mid:]):
@@ -557,6 +560,10 @@ class EventConsumer:
             if hw is not None and self.metrics:
                 lag = max(0, hw - batch[tp][-1].offset - 1)
                 self.metrics.consumer_lag.labels(self.name, tp.topic, str(tp.partition)).set(lag)
+
+
+def _handler_error(exc: BaseException) -> str:
+    return f"handler failed: {type(exc).__name__}: {exc}"
 
 
 class _Stopping(Exception):
