@@ -257,9 +257,16 @@ async def test_a_database_outage_is_waited_out_shows_as_stuck_and_loses_nothing(
 
 # --- the DLQ itself failing: bounded, visible, and the partition is held before the message --------------
 
+@pytest.mark.parametrize("case", ["handler poison", "undecodable"])
 async def test_a_failing_dlq_is_bounded_visible_and_holds_the_partition_before_the_message(
-        demo_service: Any, kafka: Any) -> None:
+        demo_service: Any, kafka: Any, case: str) -> None:
     first, poison, after = ev("d1", 1), ev("d1", 2, name=demo.POISON_NAME), ev("d1", 3)
+    if case == "handler poison":  # the message before it is applied, the poison fails in the handler
+        messages: list[Any] = [first, poison, after]
+        applied_meanwhile, dead_value = {first.id}, poison.to_bytes()
+    else:  # a message that cannot be decoded goes to the DLQ before the batch is applied
+        messages = [b"{not json", after]
+        applied_meanwhile, dead_value = set(), b"{not json"
     async with demo_service(run_relay=False, consumer_max_retries=0) as svc:
         consumer = svc.ctx.consumers[0]
         await eventually(lambda: _assigned(consumer), timeout=30)
@@ -269,7 +276,7 @@ async def test_a_failing_dlq_is_bounded_visible_and_holds_the_partition_before_t
         consumer.dlq.producer = dead
         consumer.dlq.timeout, consumer.dlq.attempts, consumer.dlq_pause = 0.5, 2, 0.5
         try:
-            await kafka.publish(LIFECYCLE_TOPIC, [first, poison, after], key="d1")
+            await kafka.publish(LIFECYCLE_TOPIC, messages, key="d1")
 
             async def dlq_failing_in_readyz() -> dict[str, Any] | None:
                 r = await svc.client.get("/readyz")
@@ -288,8 +295,8 @@ async def test_a_failing_dlq_is_bounded_visible_and_holds_the_partition_before_t
 
             # Bounded per round (2 attempts), rounds go on: the count keeps rising, never a silent loop.
             await eventually(lambda: failures(4), timeout=60, message="several bounded rounds counted")
-            # The message before the poison is applied and committed; the partition is held at the poison.
-            assert await applied_ids(svc) == {first.id}
+            # What came before the refused message is applied and committed; the partition is held at it.
+            assert await applied_ids(svc) == applied_meanwhile
             tp = TopicPartition(prefix + LIFECYCLE_TOPIC, failing["held_back"]["partition"])
             assert await consumer.kafka.committed(tp) == failing["held_back"]["offset"]
             assert consumer.stats["dlq"] == 0
@@ -297,15 +304,17 @@ async def test_a_failing_dlq_is_bounded_visible_and_holds_the_partition_before_t
             consumer.dlq.producer = working
             await dead.stop()
 
-        await eventually(lambda: _has(svc, {first.id, after.id}), timeout=60, message="the partition moves on")
+        await eventually(lambda: _has(svc, applied_meanwhile | {after.id}), timeout=60,
+                         message="the partition moves on")
         dlq = await dlq_records(kafka)
-        assert [CloudEvent.from_bytes(r.value).id for r in dlq] == [poison.id]
+        assert [r.value for r in dlq] == [dead_value]  # dead-lettered once, however many rounds failed
 
         async def ready() -> bool:
             return (await svc.client.get("/readyz")).status_code == 200
 
         await eventually(ready, timeout=30, message="readiness recovers once the DLQ answers")
         assert await consumer.kafka.committed(tp) == failing["held_back"]["offset"] + 2
+        assert await applied_ids(svc) == applied_meanwhile | {after.id}
         assert consumer.stats["restarts"] == 0
 
 

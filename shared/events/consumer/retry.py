@@ -8,13 +8,16 @@ and no offset moving: the events are fine and will apply once it is back. That i
   ``OSError`` with such an errno; asyncio's "Multiple exceptions: Connect call failed" too);
 - timeouts (``TimeoutError``, SQLAlchemy's pool timeout);
 - a connection SQLAlchemy reports as invalidated (a disconnect it recognised);
-- PostgreSQL SQLSTATE class 08 (connection exception), and 57P01-57P03 (the server is shutting down,
-  crashed, or not accepting connections yet), and asyncpg's "connection is closed";
+- PostgreSQL SQLSTATE class 08 (connection exception), 57P01-57P03 (the server is shutting down,
+  crashed, or not accepting connections yet), 53300 (too many connections), asyncpg's "connection is
+  closed";
 - SQLite ``SQLITE_BUSY`` / ``SQLITE_LOCKED`` ("database is locked"): another connection holds the file.
 
 Everything else is a property of the event or of the code that handles it, even when the driver files it
 under ``OperationalError``: SQLite's "no such table", PostgreSQL's undefined table, a constraint violation,
 a bug. Waiting would stall the partition forever, so those get bounded retries, then isolation, then the DLQ.
+A statement timeout (57014), a deadlock or a serialization failure is not an outage either: the retries
+usually get past it, and one that keeps happening on the same event belongs in the DLQ.
 """
 
 from __future__ import annotations
@@ -32,8 +35,9 @@ _OUTAGE_ERRNOS = frozenset({
     errno.ECONNREFUSED, errno.ECONNRESET, errno.ECONNABORTED, errno.EPIPE, errno.ETIMEDOUT,
     errno.EHOSTUNREACH, errno.ENETUNREACH, errno.ENETDOWN, errno.EHOSTDOWN,
 })
-# 08xxx: connection exception; 57P01 admin_shutdown, 57P02 crash_shutdown, 57P03 cannot_connect_now.
-_OUTAGE_SQLSTATES = frozenset({"57P01", "57P02", "57P03"})
+# 08xxx: connection exception; 57P01 admin_shutdown, 57P02 crash_shutdown, 57P03 cannot_connect_now;
+# 53300 too_many_connections (the server refuses one more connection: a refusal like any other).
+_OUTAGE_SQLSTATES = frozenset({"57P01", "57P02", "57P03", "53300"})
 _SQLITE_BUSY = ("SQLITE_BUSY", "SQLITE_LOCKED")
 _SQLITE_BUSY_TEXT = ("database is locked", "database table is locked", "database is busy")
 _CLOSED_TEXT = ("connection is closed", "connection was closed", "connect call failed")
