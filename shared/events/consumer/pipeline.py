@@ -39,7 +39,7 @@ from shared.events.consumer.base import (
 from shared.events.consumer.dedup import ProcessedEvents
 from shared.events.consumer.dlq import DeadLetterPublisher, DeadLetterUnavailable
 from shared.events.consumer.offsets import KafkaOffsets, OffsetStore
-from shared.events.consumer.progress import ProgressTracker
+from shared.events.consumer.progress import PartitionProgress, ProgressTracker
 from shared.events.consumer.retry import RetryPolicy, is_infrastructure_error
 from shared.events.envelope import CloudEvent, InvalidEvent
 from shared.events.kafka import start_with_retry
@@ -152,7 +152,7 @@ class EventConsumer:
         self.started = asyncio.Event()
         self.stats = {"fetched": 0, "applied": 0, "duplicates": 0, "dlq": 0, "restarts": 0}
 
-    # --- settings kept as attributes (callers and tests read them) ------------------------------------
+    # --- tunables that live in the components, readable and settable here ---------------------------------
 
     @property
     def max_retries(self) -> int:
@@ -218,7 +218,7 @@ class EventConsumer:
             if tp in owned:  # highwater() asserts on a partition that moved away
                 self.progress.observe(tp, self.kafka.highwater(tp))
 
-    def _export(self, snapshot: Sequence[Any]) -> None:
+    def _export(self, snapshot: Sequence[PartitionProgress]) -> None:
         if not self.metrics:
             return
         m = self.metrics
