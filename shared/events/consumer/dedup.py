@@ -5,10 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from sqlalchemy import Table
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.db import utcnow
+from shared.db import dialect_insert, utcnow
 from shared.events.envelope import Envelope
 
 
@@ -29,9 +28,7 @@ class ProcessedEvents:
         if not events:
             return set()
         t = self.table
-        dialect = session.get_bind().dialect.name
-        insert_fn = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        stmt = insert_fn(t).on_conflict_do_nothing().returning(t.c.source, t.c.event_id)
+        stmt = dialect_insert(session, t).on_conflict_do_nothing().returning(t.c.source, t.c.event_id)
         now = utcnow()
         rows = await session.execute(stmt, [
             {"consumer": self.consumer, "source": e.source, "event_id": e.id, "processed_at": now}
