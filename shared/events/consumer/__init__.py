@@ -26,7 +26,7 @@ counts; a partition with lag that makes no progress for ``stuck_after`` seconds 
 Modules: :mod:`.base` (handler types, ``PermanentError``), :mod:`.pipeline` (the loop),
 :mod:`.retry` (retry policy, error classification), :mod:`.dedup` (``processed_events``),
 :mod:`.dlq` (the DLQ publisher), :mod:`.offsets` (where progress is kept: the seam for offsets stored
-in the database), :mod:`.progress` (stuck partitions).
+in the database), :mod:`.progress` (the stuck-partition rule), :mod:`.health` (readiness and gauges).
 """
 
 from shared.events.consumer.base import (

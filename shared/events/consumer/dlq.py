@@ -53,7 +53,6 @@ class DeadLetterPublisher:
         self.attempts = attempts
         self.backoff = backoff
         self.failing: DlqFailure | None = None
-        self.published = 0
 
     async def publish(self, rec: ConsumerRecord, error: str, *, stop: asyncio.Event | None = None) -> None:
         """Send ``rec`` to its DLQ topic or raise :class:`DeadLetterUnavailable` after the attempts."""
@@ -82,7 +81,6 @@ class DeadLetterPublisher:
                 continue
             break
         self.failing = None
-        self.published += 1
         log.error("consumer %s: message %s[%d]@%d dead-lettered: %s",
                   self.consumer, rec.topic, rec.partition, rec.offset, error)
         if self.metrics:

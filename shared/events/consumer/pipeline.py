@@ -38,8 +38,8 @@ from shared.events.consumer.base import (
 )
 from shared.events.consumer.dedup import ProcessedEvents
 from shared.events.consumer.dlq import DeadLetterPublisher, DeadLetterUnavailable
+from shared.events.consumer.health import ConsumerHealth
 from shared.events.consumer.offsets import KafkaOffsets, OffsetStore
-from shared.events.consumer.progress import PartitionProgress, ProgressTracker
 from shared.events.consumer.retry import RetryPolicy, is_infrastructure_error
 from shared.events.envelope import CloudEvent, InvalidEvent
 from shared.events.kafka import start_with_retry
@@ -59,14 +59,6 @@ class _Decoded:
     rejected: list[tuple[ConsumerRecord, str]]
 
 
-@dataclass
-class _Outage:
-    """The database is unreachable or busy and the pipeline is waiting for it."""
-
-    since: float
-    error: str
-
-
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
     def __init__(self, consumer: EventConsumer) -> None:
         self.consumer = consumer
@@ -74,7 +66,7 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         # The batches in hand are applied and committed before the partitions move elsewhere.
         await self.consumer._drain()
-        self.consumer._forget(revoked)
+        self.consumer.health.forget(revoked)
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         self.consumer.progress.assigned(assigned)
@@ -133,7 +125,8 @@ class EventConsumer:
                                        attempts=dlq_attempts)
         self.dlq_pause = dlq_pause
         self.offsets: OffsetStore = offsets or KafkaOffsets(name)
-        self.progress = ProgressTracker(stuck_after)
+        self.health = ConsumerHealth(name, stuck_after=stuck_after, dlq=self.dlq, metrics=metrics)
+        self.progress = self.health.progress
         self.batch_size = batch_size
         self.decode: Decoder = decode or decode_cloudevent
         self.metrics = metrics
@@ -147,16 +140,11 @@ class EventConsumer:
         self.kafka = self._new_kafka()
         self._tail: asyncio.Task[None] | None = None  # the last fetched batch's settle task
         self._rewind: dict[TopicPartition, int] | None = None  # set when the DLQ refused a message
-        self._outage: _Outage | None = None
         self._stop = asyncio.Event()
         self.started = asyncio.Event()
         self.stats = {"fetched": 0, "applied": 0, "duplicates": 0, "dlq": 0, "restarts": 0}
 
-    # --- tunables that live in the components, readable and settable here ---------------------------------
-
-    @property
-    def max_retries(self) -> int:
-        return self.retry.max_retries
+    # --- tunables that live in the components, readable and settable here --------------------------
 
     @property
     def stuck_after(self) -> float:
@@ -191,64 +179,10 @@ class EventConsumer:
     def stop(self) -> None:
         self._stop.set()
 
-    # --- health --------------------------------------------------------------------------------------
-
     def readiness(self) -> tuple[bool, dict[str, Any]]:
         """Whether this member is healthy, with detail for ``/readyz``: stuck partitions, a failing DLQ,
         a database outage being waited out. Empty detail when all is well."""
-        self._observe_highwaters()
-        snapshot = self.progress.snapshot()
-        self._export(snapshot)
-        detail: dict[str, Any] = {}
-        stuck = [p for p in snapshot if p.stuck]
-        if stuck:
-            detail["stuck_partitions"] = [
-                {"topic": p.tp.topic, "partition": p.tp.partition, "lag": p.lag,
-                 "seconds_since_progress": round(p.seconds_since_progress, 1)} for p in stuck]
-        if (dlq := self.dlq.readiness()) is not None:
-            detail["dlq_failing"] = dlq
-        if (outage := self._outage) is not None:
-            detail["waiting_for_database"] = {"error": outage.error,
-                                              "seconds": round(time.monotonic() - outage.since, 1)}
-        return not stuck and dlq is None, detail
-
-    def _observe_highwaters(self) -> None:
-        owned = self.kafka.assignment()
-        for tp in self.progress.partitions():
-            if tp in owned:  # highwater() asserts on a partition that moved away
-                self.progress.observe(tp, self.kafka.highwater(tp))
-
-    def _export(self, snapshot: Sequence[PartitionProgress]) -> None:
-        if not self.metrics:
-            return
-        m = self.metrics
-        m.consumer_stuck_partitions.labels(self.name).set(sum(1 for p in snapshot if p.stuck))
-        for p in snapshot:
-            labels = (self.name, p.tp.topic, str(p.tp.partition))
-            m.consumer_seconds_since_progress.labels(*labels).set(p.seconds_since_progress)
-            if p.lag is not None:
-                m.consumer_lag.labels(*labels).set(p.lag)
-
-    def _forget(self, revoked: set[TopicPartition]) -> None:
-        self.progress.revoked(revoked)
-        if self.metrics:
-            for tp in revoked:
-                with contextlib.suppress(KeyError):
-                    self.metrics.consumer_seconds_since_progress.remove(self.name, tp.topic, str(tp.partition))
-
-    async def _watch(self) -> None:
-        """Refresh progress, lag and the stuck gauges while the pipeline may be blocked."""
-        while True:
-            await asyncio.sleep(max(0.2, min(5.0, self.progress.stuck_after / 4)))
-            try:
-                owned = self.kafka.assignment()
-                for tp in self.progress.partitions():
-                    if tp in owned and not self.progress.knows_position(tp):
-                        with contextlib.suppress(Exception):
-                            self.progress.position(tp, await asyncio.wait_for(self.kafka.position(tp), 1.0))
-                self.readiness()
-            except Exception:  # the watch must outlive a client being replaced under it
-                log.debug("consumer %s: progress refresh failed", self.name, exc_info=True)
+        return self.health.readiness(self.kafka)
 
     # --- the loop ------------------------------------------------------------------------------------
 
@@ -265,7 +199,7 @@ class EventConsumer:
         does not end consumption: the member leaves the group, logs the error and joins again, resuming
         from the committed offsets, so nothing is skipped and the partitions do not sit unread.
         """
-        watch = asyncio.create_task(self._watch(), name=f"{self.name}:watch")
+        watch = asyncio.create_task(self.health.watch(lambda: self.kafka), name=f"{self.name}:watch")
         try:
             await self._run()
         finally:
@@ -479,22 +413,21 @@ class EventConsumer:
                 raise _Stopping
             try:
                 await self._apply_once(deliveries)
-                self._outage = None
+                self.health.recovered()
                 return
             except PermanentError:
-                self._outage = None
+                self.health.recovered()
                 raise
             except Exception as exc:
                 if is_infrastructure_error(exc):
                     # The database (not the event) is the problem: wait for it, never dead-letter.
                     outages += 1
-                    if self._outage is None:
-                        self._outage = _Outage(time.monotonic(), f"{type(exc).__name__}: {exc}"[:500])
+                    self.health.waiting(exc)
                     if outages == 1 or outages % 20 == 0:
                         log.warning("consumer %s: database unavailable (%s); waiting", self.name, exc)
                     await asyncio.sleep(self.retry.outage_delay(outages))
                     continue
-                self._outage = None
+                self.health.recovered()
                 attempt += 1
                 if attempt > limit:
                     raise
