@@ -84,6 +84,15 @@ class Metrics:
                                   ["consumer", "topic", "partition"], registry=r)
         self.consumer_restarts = Counter("consumer_restarts_total",
                                          "Consumers that crashed and rejoined their group", ["consumer"], registry=r)
+        self.dlq_publish_failures = Counter("dlq_publish_failures_total",
+                                            "Failed attempts to publish to a dead-letter topic (the message is "
+                                            "held back and read again)", ["consumer", "topic"], registry=r)
+        self.consumer_stuck_partitions = Gauge("consumer_stuck_partitions",
+                                               "Partitions with lag and no progress for the stuck threshold",
+                                               ["consumer"], registry=r)
+        self.consumer_seconds_since_progress = Gauge(
+            "consumer_seconds_since_progress", "Seconds a partition with lag has gone without progress (0 when "
+            "caught up)", ["consumer", "topic", "partition"], registry=r)
         self.dlq_messages = Counter("dlq_messages_total", "Messages sent to a dead-letter topic",
                                     ["consumer", "topic"], registry=r)
         self.outbox_backlog = Gauge("outbox_backlog", "Outbox events not yet published", registry=r)

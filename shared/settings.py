@@ -126,6 +126,8 @@ class ServiceSettings(BaseSettings):
     consumer_max_retries: int = Field(default=3, ge=0)
     consumer_retry_backoff: float = Field(default=0.2, ge=0)
     consumer_batch_size: int = Field(default=1000, ge=1)
+    consumer_stuck_after_seconds: float = Field(
+        default=60, gt=0, description="A partition with lag and no progress this long shows in /readyz.")
     run_consumers: bool = Field(default=True, description="Start the service's Kafka consumers.")
     run_relay: bool = Field(default=True, description="Start the outbox relay (publishes to Kafka).")
 

@@ -1,19 +1,15 @@
-"""Idempotent Kafka consumers with bounded retries and a dead-letter topic.
-
-For each ``getmany()`` batch the consumer, in ONE database transaction, drops the events this
-consumer already processed (by ``source`` + ``id``), records the new ones as processed and runs
-the handler; only after that transaction commits does it commit the partitions' offsets. A crash
-between the two replays the batch, and the dedup table makes the replay a no-op.
-
-A message that cannot be parsed or validated goes straight to ``<topic>.dlq``. A batch whose
-handler fails is retried with backoff; if it still fails, it is replayed by halves until the
-events that keep failing stand alone, and those go to the DLQ with the error and their original coordinates.
+"""The fetch -> decode -> apply -> commit loop of one consumer group member.
 
 Batches are pipelined: while one batch is in the database, the next is fetched and decoded. Every
 fetched batch is applied, one at a time and in fetch order, and its offsets are committed only after
 its own transaction. None is ever skipped, not even across a rebalance: the fetch positions are already
 past it, so a later commit would pass over it. A revocation therefore waits until the batches in hand
 are applied and committed.
+
+The one exception is deliberate and explicit: when the DLQ cannot take a message, the batch stops at
+that message, what was settled before it is committed, and every partition in hand is sought back to
+its first unsettled offset (a *rewind*). The batch fetched behind it is then dropped, which is safe
+because the seek puts the fetch positions back before it. The loop pauses and reads again from there.
 """
 
 from __future__ import annotations
@@ -22,51 +18,37 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
-from aiokafka.errors import CommitFailedError, KafkaError
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from aiokafka.errors import KafkaError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from shared.db import InfraTables, utcnow
-from shared.events.envelope import CloudEvent, Envelope, InvalidEvent
+from shared.db import InfraTables
+from shared.events.consumer.base import (
+    BatchHandler,
+    Decoder,
+    Delivery,
+    EventHandler,
+    PermanentError,
+    decode_cloudevent,
+)
+from shared.events.consumer.dedup import ProcessedEvents
+from shared.events.consumer.dlq import DeadLetterPublisher, DeadLetterUnavailable
+from shared.events.consumer.health import ConsumerHealth
+from shared.events.consumer.offsets import KafkaOffsets, OffsetStore
+from shared.events.consumer.retry import RetryPolicy, is_infrastructure_error
+from shared.events.envelope import CloudEvent, InvalidEvent
 from shared.events.kafka import start_with_retry
-from shared.events.registry import dlq_topic, validate_event
 from shared.observability import Metrics, reset_event_id, set_event_id
 from shared.tracing import consuming
 
 log = logging.getLogger("postsales.consumer")
 
-EventHandler = Callable[[AsyncSession, CloudEvent], Awaitable[None]]
-# A batch handler gets what the consumer's decoder returns: CloudEvents unless it has its own decoder.
-BatchHandler = Callable[[AsyncSession, Sequence[Any]], Awaitable[None]]
-# (message value, logical topic) -> event; raises InvalidEvent for a message that can never be handled.
-Decoder = Callable[[bytes | None, str], Envelope]
-
-
-def decode_cloudevent(raw: bytes | None, topic: str) -> CloudEvent:
-    """The default decoder: a CloudEvent whose type is registered for ``topic`` and whose data fits it."""
-    event = CloudEvent.from_bytes(raw)
-    validate_event(event, topic=topic)
-    return event
-
-
-class PermanentError(Exception):
-    """Raised by a handler for an event that can never succeed: it goes to the DLQ without retries."""
-
-
-@dataclass(frozen=True)
-class Delivery:
-    """A message read from Kafka together with its parsed event."""
-
-    record: ConsumerRecord
-    topic: str  # the logical topic (without the deployment prefix)
-    event: Envelope
+Batch = dict[TopicPartition, list[ConsumerRecord]]
 
 
 @dataclass(frozen=True)
@@ -84,16 +66,21 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         # The batches in hand are applied and committed before the partitions move elsewhere.
         await self.consumer._drain()
+        self.consumer.health.forget(revoked)
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        return None
+        self.consumer.progress.assigned(assigned)
+        await self.consumer.offsets.assigned(self.consumer.kafka, assigned)
 
 
 class EventConsumer:
     """One consumer group member. Give it ``handler`` (per event) or ``batch_handler`` (per batch).
 
     ``decode`` replaces CloudEvent parsing and registry validation for a batch handler that reads
-    its messages its own (faster) way.
+    its messages its own (faster) way. ``offsets`` is where progress is kept (the group's committed
+    offsets by default). ``stuck_after`` is how long a partition with lag may go without progress
+    before readiness reports it; ``dlq_timeout`` / ``dlq_attempts`` bound one DLQ publish and
+    ``dlq_pause`` is the wait before a message the DLQ refused is read again.
     """
 
     def __init__(
@@ -111,12 +98,16 @@ class EventConsumer:
         max_retries: int = 3,
         retry_backoff: float = 0.2,
         batch_size: int = 1000,
-        validate: bool = True,
         metrics: Metrics | None = None,
         after_commit: Callable[[], None] | None = None,
         dedup: bool = True,
         batch_wait: float = 0.05,
         decode: Decoder | None = None,
+        offsets: OffsetStore | None = None,
+        stuck_after: float = 60.0,
+        dlq_timeout: float = 10.0,
+        dlq_attempts: int = 3,
+        dlq_pause: float = 5.0,
     ) -> None:
         if (handler is None) == (batch_handler is None):
             raise ValueError("give exactly one of handler or batch_handler")
@@ -126,14 +117,18 @@ class EventConsumer:
         self.topics = list(topics)
         self.topic_prefix = topic_prefix
         self.session_factory = session_factory
-        self.processed = infra.processed_events
+        self.processed = ProcessedEvents(infra.processed_events, name)
         self.handler = handler
         self.batch_handler = batch_handler
-        self.dlq_producer = dlq_producer
-        self.max_retries = max_retries
-        self.retry_backoff = retry_backoff
+        self.retry = RetryPolicy(max_retries=max_retries, backoff=retry_backoff)
+        self.dlq = DeadLetterPublisher(dlq_producer, consumer=name, metrics=metrics, timeout=dlq_timeout,
+                                       attempts=dlq_attempts)
+        self.dlq_pause = dlq_pause
+        self.offsets: OffsetStore = offsets or KafkaOffsets(name)
+        self.health = ConsumerHealth(name, stuck_after=stuck_after, dlq=self.dlq, metrics=metrics)
+        self.progress = self.health.progress
         self.batch_size = batch_size
-        self.decode: Decoder = decode or (decode_cloudevent if validate else _parse_only)
+        self.decode: Decoder = decode or decode_cloudevent
         self.metrics = metrics
         self.after_commit = after_commit
         self.dedup = dedup
@@ -144,9 +139,28 @@ class EventConsumer:
         self.bootstrap = bootstrap
         self.kafka = self._new_kafka()
         self._tail: asyncio.Task[None] | None = None  # the last fetched batch's settle task
+        self._rewind: dict[TopicPartition, int] | None = None  # set when the DLQ refused a message
         self._stop = asyncio.Event()
         self.started = asyncio.Event()
         self.stats = {"fetched": 0, "applied": 0, "duplicates": 0, "dlq": 0, "restarts": 0}
+
+    # --- tunables that live in the components, readable and settable here --------------------------
+
+    @property
+    def stuck_after(self) -> float:
+        return self.progress.stuck_after
+
+    @stuck_after.setter
+    def stuck_after(self, seconds: float) -> None:
+        self.progress.stuck_after = seconds
+
+    @property
+    def dlq_producer(self) -> AIOKafkaProducer:
+        return self.dlq.producer
+
+    @dlq_producer.setter
+    def dlq_producer(self, producer: AIOKafkaProducer) -> None:
+        self.dlq.producer = producer
 
     def _new_kafka(self) -> AIOKafkaConsumer:
         return AIOKafkaConsumer(
@@ -166,8 +180,11 @@ class EventConsumer:
         self._stop.set()
 
     def readiness(self) -> tuple[bool, dict[str, Any]]:
-        """Whether this member is healthy, with detail for ``/readyz`` (stuck partitions, a failing DLQ)."""
-        return True, {}
+        """Whether this member is healthy, with detail for ``/readyz``: stuck partitions, a failing DLQ,
+        a database outage being waited out. Empty detail when all is well."""
+        return self.health.readiness(self.kafka)
+
+    # --- the loop ------------------------------------------------------------------------------------
 
     async def _start(self) -> None:
         # Subscribing before start() lets start() join the group at once; subscribing after it
@@ -182,7 +199,18 @@ class EventConsumer:
         does not end consumption: the member leaves the group, logs the error and joins again, resuming
         from the committed offsets, so nothing is skipped and the partitions do not sit unread.
         """
+        watch = asyncio.create_task(self.health.watch(lambda: self.kafka), name=f"{self.name}:watch")
+        try:
+            await self._run()
+        finally:
+            watch.cancel()
+            with contextlib.suppress(BaseException):
+                await watch
+
+    async def _run(self) -> None:
         while not self._stop.is_set():
+            self.progress.reset()
+            self._rewind = None
             if not await start_with_retry(self._start, what=f"consumer {self.name}", stop=self._stop):
                 return
             self.started.set()
@@ -197,13 +225,19 @@ class EventConsumer:
                 if self.metrics:
                     self.metrics.consumer_restarts.labels(self.name).inc()
                 log.exception("consumer %s crashed; rejoining from the committed offsets", self.name)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stop.wait(), timeout=1.0)
+                await self._pause(1.0)
                 self.kafka = self._new_kafka()  # a stopped client cannot be started again
+
+    async def _pause(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop.wait(), timeout=seconds)
 
     async def _consume(self) -> None:
         try:
             while not self._stop.is_set():
+                if self._rewind is not None:
+                    await self._do_rewind()
+                    continue
                 try:
                     batch = await self._fetch()
                 except KafkaError as exc:
@@ -213,6 +247,8 @@ class EventConsumer:
                 if not batch:
                     continue
                 self.stats["fetched"] += sum(len(records) for records in batch.values())
+                for tp, records in batch.items():
+                    self.progress.fetched(tp, records[0].offset)
                 decoded = self._decode(batch)
                 previous = self._tail
                 self._tail = asyncio.create_task(self._settle(previous, batch, decoded), name=f"{self.name}:batch")
@@ -228,13 +264,24 @@ class EventConsumer:
             self._tail = None
             await self.kafka.stop()
 
+    async def _do_rewind(self) -> None:
+        """The DLQ refused a message: seek back to the first unsettled offsets, pause, read again."""
+        await self._drain()  # the batch behind the refused one sees the rewind and adds its partitions
+        rewind, self._rewind = self._rewind or {}, None
+        owned = self.kafka.assignment()
+        for tp, offset in rewind.items():
+            if tp in owned:  # a revoked partition resumes from its committed offset, wherever it goes
+                self.kafka.seek(tp, offset)
+        log.warning("consumer %s: DLQ unavailable; reading %d partition(s) again from the held-back "
+                    "message in %.1fs", self.name, len(rewind), self.dlq_pause)
+        await self._pause(self.dlq_pause)
+
     async def _drain(self) -> None:
         """Wait until every batch fetched so far is settled (a failure is the main loop's to raise)."""
         while (tail := self._tail) is not None and not tail.done():
             await asyncio.wait([tail])
 
-    async def _settle(self, previous: asyncio.Task[None] | None, batch: dict[TopicPartition, list[ConsumerRecord]],
-                      decoded: _Decoded) -> None:
+    async def _settle(self, previous: asyncio.Task[None] | None, batch: Batch, decoded: _Decoded) -> None:
         """Dead-letter, apply and commit a batch once the batch fetched before it is settled."""
         if previous is not None:
             await asyncio.wait([previous])
@@ -242,16 +289,45 @@ class EventConsumer:
                 return  # the consumer restarts from the committed offsets, which are before this batch
         if self._stop.is_set():
             return  # nothing committed: read again on restart
-        for rec, error in decoded.rejected:
-            await self._dead_letter(rec, error)
-        await self._apply_and_commit(batch, decoded.deliveries)
+        if self._rewind is not None:
+            # The batch before this one stopped at a message the DLQ refused: read this one again too.
+            for tp, records in batch.items():
+                self._rewind[tp] = min(self._rewind.get(tp, records[0].offset), records[0].offset)
+            return
+        try:
+            for index, (rec, error) in enumerate(decoded.rejected):
+                try:
+                    await self._dead_letter(rec, error)
+                except DeadLetterUnavailable:
+                    await self._hold_back(batch, [r for r, _ in decoded.rejected[index:]] +
+                                          [d.record for d in decoded.deliveries])
+                    return
+            await self._apply_and_commit(batch, decoded.deliveries)
+        except DeadLetterUnavailable as exc:
+            first = next((i for i, d in enumerate(decoded.deliveries) if d.record is exc.record), 0)
+            await self._hold_back(batch, [d.record for d in decoded.deliveries[first:]])
+            return
         self._update_lag(batch)
 
-    async def _fetch(self) -> dict[TopicPartition, list[ConsumerRecord]]:
+    async def _hold_back(self, batch: Batch, unsettled: list[ConsumerRecord]) -> None:
+        """Commit what is settled and rewind every partition of ``batch`` to its first unsettled message."""
+        first: dict[TopicPartition, int] = {}
+        for rec in unsettled:
+            tp = TopicPartition(rec.topic, rec.partition)
+            first[tp] = min(first.get(tp, rec.offset), rec.offset)
+        done = {tp: first.get(tp, records[-1].offset + 1) for tp, records in batch.items()}
+        await self._commit(done)
+        self._rewind = first
+
+    async def _commit(self, offsets: Mapping[TopicPartition, int]) -> None:
+        await self.offsets.commit(self.kafka, offsets)
+        for tp, offset in offsets.items():
+            self.progress.settled(tp, offset)
+
+    async def _fetch(self) -> Batch:
         """One batch of up to ``batch_size`` records: a blocking ``getmany`` topped up with what is
         already prefetched, so a backlog is applied in few large transactions, not many small ones."""
-        batch: dict[TopicPartition, list[ConsumerRecord]] = await self.kafka.getmany(
-            timeout_ms=200, max_records=self.batch_size)
+        batch: Batch = await self.kafka.getmany(timeout_ms=200, max_records=self.batch_size)
         count = sum(len(r) for r in batch.values())
         deadline = time.monotonic() + self.batch_wait
         while batch and count < self.batch_size and (left := deadline - time.monotonic()) > 0:
@@ -263,7 +339,7 @@ class EventConsumer:
                 count += len(records)
         return batch
 
-    def _decode(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> _Decoded:
+    def _decode(self, batch: Batch) -> _Decoded:
         """The batch's events, and the messages that can never be handled (for the DLQ)."""
         decoded = _Decoded([], [])
         decode = self.decode
@@ -275,11 +351,15 @@ class EventConsumer:
                 except InvalidEvent as exc:
                     decoded.rejected.append((rec, f"invalid event: {exc}"))
                     continue
+                except Exception as exc:  # a decoder bug on one message: dead-letter it, go on
+                    log.exception("consumer %s: decoder failed on %s[%d]@%d", self.name, rec.topic,
+                                  rec.partition, rec.offset)
+                    decoded.rejected.append((rec, f"decoder failed: {type(exc).__name__}: {exc}"))
+                    continue
                 decoded.deliveries.append(Delivery(rec, logical, event))
         return decoded
 
-    async def _apply_and_commit(self, batch: dict[TopicPartition, list[ConsumerRecord]],
-                                deliveries: list[Delivery]) -> None:
+    async def _apply_and_commit(self, batch: Batch, deliveries: list[Delivery]) -> None:
         try:
             await self._apply(deliveries)
         except _Stopping:
@@ -289,15 +369,13 @@ class EventConsumer:
             log.warning("consumer %s: batch of %d failed (%s); isolating the failing event(s)",
                         self.name, len(deliveries), exc)
             try:
-                await self._isolate(deliveries)
+                if len(deliveries) == 1:  # already alone and already retried
+                    await self._dead_letter(deliveries[0].record, _handler_error(exc))
+                else:
+                    await self._isolate(deliveries)
             except _Stopping:
                 return
-        offsets = {tp: records[-1].offset + 1 for tp, records in batch.items()}
-        try:
-            await self.kafka.commit(offsets)
-        except (CommitFailedError, KafkaError) as exc:
-            # Partitions moved or the broker blipped; whoever reads them next dedups what we applied.
-            log.warning("consumer %s: offset commit failed (%s)", self.name, exc)
+        await self._commit({tp: records[-1].offset + 1 for tp, records in batch.items()})
 
     async def _isolate(self, deliveries: list[Delivery]) -> None:
         """Apply a failing batch by halves until each failing event stands alone, then dead-letter it.
@@ -312,7 +390,7 @@ class EventConsumer:
             except _Stopping:
                 raise
             except Exception as exc:
-                await self._dead_letter(deliveries[0].record, f"handler failed: {type(exc).__name__}: {exc}")
+                await self._dead_letter(deliveries[0].record, _handler_error(exc))
             return
         mid = len(deliveries) // 2
         for half in (deliveries[:mid], deliveries[mid:]):
@@ -324,31 +402,36 @@ class EventConsumer:
                 await self._isolate(half)
 
     async def _apply(self, deliveries: list[Delivery], *, max_retries: int | None = None) -> None:
-        """Apply deliveries in one transaction, retrying transient failures with backoff."""
+        """Apply deliveries in one transaction: an outage is waited out, other errors retried a bounded
+        number of times (then raised, for the caller to isolate and dead-letter)."""
         if not deliveries:
             return
-        limit = self.max_retries if max_retries is None else max_retries
-        attempt = 0
+        limit = self.retry.max_retries if max_retries is None else max_retries
+        attempt = outages = 0
         while True:
             if self._stop.is_set():
                 raise _Stopping
             try:
                 await self._apply_once(deliveries)
+                self.health.recovered()
                 return
             except PermanentError:
+                self.health.recovered()
                 raise
             except Exception as exc:
-                attempt += 1
                 if is_infrastructure_error(exc):
                     # The database (not the event) is the problem: wait for it, never dead-letter.
-                    delay = min(self.retry_backoff * 2 ** min(attempt, 6), 5.0)
-                    if attempt == 1 or attempt % 20 == 0:
+                    outages += 1
+                    self.health.waiting(exc)
+                    if outages == 1 or outages % 20 == 0:
                         log.warning("consumer %s: database unavailable (%s); waiting", self.name, exc)
-                    await asyncio.sleep(delay)
+                    await asyncio.sleep(self.retry.outage_delay(outages))
                     continue
+                self.health.recovered()
+                attempt += 1
                 if attempt > limit:
                     raise
-                delay = self.retry_backoff * 2 ** (attempt - 1)
+                delay = self.retry.retry_delay(attempt)
                 log.info("consumer %s: attempt %d failed (%s: %s); retrying in %.2fs",
                          self.name, attempt, type(exc).__name__, exc, delay)
                 await asyncio.sleep(delay)
@@ -357,13 +440,16 @@ class EventConsumer:
         started = time.perf_counter()
         seen: set[tuple[str, str]] = set()
         unique: list[Delivery] = []
+        reached: dict[TopicPartition, int] = {}
         for d in deliveries:
+            tp = TopicPartition(d.record.topic, d.record.partition)
+            reached[tp] = max(reached.get(tp, 0), d.record.offset + 1)
             if d.event.dedup_key not in seen:
                 seen.add(d.event.dedup_key)
                 unique.append(d)
         async with self.session_factory() as session, session.begin():
             if self.dedup:
-                new_keys = await self._record_new(session, unique)
+                new_keys = await self.processed.record_new(session, [d.event for d in unique])
                 fresh = [d for d in unique if d.event.dedup_key in new_keys]
             else:
                 fresh = unique
@@ -381,6 +467,7 @@ class EventConsumer:
                                 log.debug("consumer %s applied %s", self.name, ev.type)
                         finally:
                             reset_event_id(token)
+            await self.offsets.in_transaction(session, reached)
         if session.info.get("outbox_dirty") and self.after_commit is not None:
             self.after_commit()  # the handler emitted events: wake the relay now
         dups = len(deliveries) - len(fresh)
@@ -392,74 +479,25 @@ class EventConsumer:
                 self.metrics.events_consumed.labels(self.name, "duplicate").inc(dups)
             self.metrics.handler_latency.labels(self.name).observe(time.perf_counter() - started)
 
-    async def _record_new(self, session: AsyncSession, deliveries: list[Delivery]) -> set[tuple[str, str]]:
-        """Record the deliveries as processed; return the keys that were not recorded before.
-
-        One ``INSERT .. ON CONFLICT DO NOTHING RETURNING`` per batch: the rows that come back are the
-        events this consumer has never applied (a duplicate hits the primary key and returns nothing).
-        """
-        t = self.processed
-        dialect = session.get_bind().dialect.name
-        insert_fn = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        stmt = insert_fn(t).on_conflict_do_nothing().returning(t.c.source, t.c.event_id)
-        now = utcnow()
-        rows = await session.execute(stmt, [
-            {"consumer": self.name, "source": d.event.source, "event_id": d.event.id, "processed_at": now}
-            for d in deliveries
-        ])
-        return {(source, event_id) for source, event_id in rows.all()}
-
     async def _dead_letter(self, rec: ConsumerRecord, error: str) -> None:
-        headers = [
-            *(rec.headers or []),
-            ("dlq_error", error[:2000].encode()),
-            ("dlq_original_topic", rec.topic.encode()),
-            ("dlq_original_partition", str(rec.partition).encode()),
-            ("dlq_original_offset", str(rec.offset).encode()),
-            ("dlq_consumer", self.name.encode()),
-        ]
-        topic = dlq_topic(rec.topic)
-        while True:
-            try:
-                await self.dlq_producer.send_and_wait(topic, value=rec.value, key=rec.key, headers=headers)
-                break
-            except KafkaError as exc:
-                if self._stop.is_set():
-                    raise
-                log.warning("consumer %s: DLQ publish failed (%s); retrying", self.name, exc)
-                await asyncio.sleep(1)
+        await self.dlq.publish(rec, error, stop=self._stop)
         self.stats["dlq"] += 1
-        log.error("consumer %s: message %s[%d]@%d dead-lettered: %s",
-                  self.name, rec.topic, rec.partition, rec.offset, error)
-        if self.metrics:
-            self.metrics.dlq_messages.labels(self.name, rec.topic).inc()
-            self.metrics.events_consumed.labels(self.name, "dead_lettered").inc()
 
-    def _update_lag(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
-        if not self.metrics:
-            return
+    def _update_lag(self, batch: Batch) -> None:
         owned = self.kafka.assignment()
         for tp in batch:
             if tp not in owned:  # highwater() asserts on a partition that moved away
                 continue
             hw = self.kafka.highwater(tp)
-            if hw is not None:
+            self.progress.observe(tp, hw)
+            if hw is not None and self.metrics:
                 lag = max(0, hw - batch[tp][-1].offset - 1)
                 self.metrics.consumer_lag.labels(self.name, tp.topic, str(tp.partition)).set(lag)
 
 
-def _parse_only(raw: bytes | None, topic: str) -> CloudEvent:
-    return CloudEvent.from_bytes(raw)
+def _handler_error(exc: BaseException) -> str:
+    return f"handler failed: {type(exc).__name__}: {exc}"
 
 
 class _Stopping(Exception):
     """The consumer is stopping while a batch waits on the database: leave its offsets alone."""
-
-
-def is_infrastructure_error(exc: BaseException) -> bool:
-    """Whether ``exc`` means the database is unreachable or busy, rather than a bad event."""
-    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
-        return True
-    if isinstance(exc, OperationalError | InterfaceError | ConnectionError | TimeoutError):
-        return True
-    return isinstance(exc, OSError)
