@@ -167,6 +167,7 @@ class HealthModel(Base):
     version: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     weights: Mapped[dict[str, Any]]
     bands: Mapped[dict[str, Any]]
+    thresholds: Mapped[dict[str, Any] | None]  # null: the defaults of the time (versions before thresholds)
     created_at: Mapped[dt.datetime]
     created_by: Mapped[str | None] = mapped_column(String(100))
 
@@ -187,6 +188,12 @@ class HealthScore(Base):
     previous_band: Mapped[str | None] = mapped_column(String(10))
     previous_components: Mapped[list[Any] | None]
     previous_computed_at: Mapped[dt.datetime | None]
+    band_reason: Mapped[str | None] = mapped_column(String(500))
+    # The last score sent downstream in health.changed: what lifecycle and the notifier hold.
+    emitted_score: Mapped[float | None] = mapped_column(Float)
+    emitted_band: Mapped[str | None] = mapped_column(String(10))
+    emitted_components: Mapped[list[Any] | None]
+    emitted_at: Mapped[dt.datetime | None]
 
 
 class HealthDirty(Base):
