@@ -96,6 +96,12 @@ class MethodNotAllowed(PostsalesError):
     status_code, title, slug = 405, "Method not allowed", "method-not-allowed"
 
 
+class NotAcceptable(PostsalesError):
+    """None of the representations the client accepts (``Accept``) can be served."""
+
+    status_code, title, slug = 406, "Not acceptable", "not-acceptable"
+
+
 class Conflict(PostsalesError):
     status_code, title, slug = 409, "Conflict", "conflict"
 
@@ -193,7 +199,7 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 def problems(*codes: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI ``responses`` entries for the given problem status codes."""
-    descriptions = {400: "Bad request", 404: "Not found", 409: "Conflict", 413: "Payload too large",
+    descriptions = {400: "Bad request", 404: "Not found", 406: "Not acceptable", 409: "Conflict", 413: "Payload too large",
                     503: "Service unavailable"}
     out = dict(PROBLEM_RESPONSES)
     for c in codes:

@@ -126,4 +126,19 @@ Bool = StrictBool
 Int = StrictInt
 """An integer in a JSON body (not a numeric string, not a float)."""
 
-__all__ = ["Bool", "Currency", "Date", "DateTime", "Int", "Money", "MoneyOut", "Number"]
+
+MIN_DATE = dt.date(1900, 1, 1)
+MAX_DATE = dt.date(2999, 12, 31)
+
+
+def _in_calendar(value: dt.date) -> dt.date:
+    if not MIN_DATE <= value <= MAX_DATE:
+        raise ValueError(f"must be a date from {MIN_DATE.isoformat()} to {MAX_DATE.isoformat()}")
+    return value
+
+
+BoundedDate = Annotated[dt.date, BeforeValidator(_date_only), AfterValidator(_in_calendar)]
+"""A ``YYYY-MM-DD`` date from 1900-01-01 to 2999-12-31: for query parameters and periods, so that no date
+computed from it (a default window before it, the day after it) leaves the calendar (a 422, never a 500)."""
+
+__all__ = ["Bool", "BoundedDate", "Currency", "Date", "DateTime", "Int", "Money", "MoneyOut", "Number"]

@@ -15,7 +15,7 @@ from shared.app import SettingsDep as AppSettingsDep
 from shared.auth import Principal, require
 from shared.db import utcnow
 from shared.errors import ServiceUnavailable, Unprocessable
-from shared.types import Date
+from shared.types import BoundedDate
 
 SettingsDep = AppSettingsDep[Settings]
 
@@ -43,8 +43,8 @@ IngestScope = Annotated[Principal, Depends(require("events:write"))]
 AdminScope = Annotated[Principal, Depends(require("admin"))]
 
 AccountId = Annotated[str, Path(min_length=1, max_length=200, description="The account id (event `subject`).")]
-FromDate = Annotated[Date | None, Query(alias="from", description="First UTC day (inclusive).")]
-ToDate = Annotated[Date | None, Query(alias="to", description="Last UTC day (inclusive); default today.")]
+FromDate = Annotated[BoundedDate | None, Query(alias="from", description="First UTC day (inclusive).")]
+ToDate = Annotated[BoundedDate | None, Query(alias="to", description="Last UTC day (inclusive); default today.")]
 
 MAX_DAYS = 3660
 

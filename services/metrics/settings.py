@@ -2,11 +2,26 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+import datetime as dt
+import re
+from typing import Annotated, Any, ClassVar
 
-from pydantic import Field
+from pydantic import BeforeValidator, Field
 
 from shared.settings import ServiceSettings
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w|y)\s*$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400, "y": 365 * 86400}
+
+
+def _duration(value: Any) -> Any:
+    """``"36h"``, ``"1d"``, ``"3y"`` (365 days a year), a number of seconds, or ISO 8601 (``P1D``)."""
+    if isinstance(value, str) and (m := _DURATION.match(value)):
+        return dt.timedelta(seconds=float(m.group(1)) * _UNIT_SECONDS[m.group(2)])
+    return value
+
+
+Duration = Annotated[dt.timedelta, BeforeValidator(_duration)]
 
 
 class Settings(ServiceSettings):
@@ -19,3 +34,20 @@ class Settings(ServiceSettings):
     ingest_publish_timeout: float = Field(
         default=5.0, gt=0, description="Seconds POST /v1/events waits for the broker's acknowledgement; then 503.")
     health_batch: int = Field(default=200, ge=1, description="Accounts scored per scorer transaction.")
+    health_min_delta: float = Field(
+        default=5.0, gt=0, le=100,
+        description="health.changed is emitted when the band changes or the score moved by at least this many "
+                    "points since the last emitted one: copies downstream are never further off than this.")
+    health_min_coverage: float = Field(
+        default=0.5, ge=0, le=1,
+        description="No band (and no health.changed) while the share of the model's weight with data is below this.")
+    max_quantity: float = Field(
+        default=1e9, gt=0, le=1e12,
+        description="Largest `data.quantity` of a usage event; larger ones are refused (422 / dead-lettered).")
+    max_future_skew: Duration = Field(
+        default=dt.timedelta(days=1), ge=dt.timedelta(0), le=dt.timedelta(days=366),
+        description="Event and survey times further than this in the future are refused (e.g. 1d, 36h).")
+    max_event_age: Duration = Field(
+        default=dt.timedelta(days=3 * 365 + 1), gt=dt.timedelta(0), le=dt.timedelta(days=100 * 366),
+        description="Event and survey times older than this are refused (e.g. 3y, 400d); dedup keys must be "
+                    "kept at least this long, or a replay older than the keys would count twice.")

@@ -1,15 +1,59 @@
-"""Checks beyond the registry schemas that feedback events must pass (HTTP and topic alike); usage events
-are decoded and checked by `usage.envelope`."""
+"""Checks beyond the registry schemas that feedback events must pass (HTTP and topic alike), and the
+bounds every counted number and every recorded time must respect; usage events are decoded and checked
+by `usage.envelope`."""
 
 from __future__ import annotations
 
+import datetime as dt
+from dataclasses import dataclass
 from typing import Any
 
 from services.metrics.models import ID
+from services.metrics.settings import Settings
 from shared.events.envelope import CloudEvent, InvalidEvent
 from shared.events.registry import FEEDBACK_TOPIC, validate_event
 
 SCORE_RANGES = {"nps": (0, 10), "csat": (1, 5)}
+
+
+def _human(d: dt.timedelta) -> str:
+    seconds = d.total_seconds()
+    if seconds and seconds % 86400 == 0:
+        days = int(seconds // 86400)
+        return f"{days} day{'s' if days != 1 else ''}"
+    if seconds and seconds % 3600 == 0:
+        return f"{int(seconds // 3600)} h"
+    return f"{seconds:g} s"
+
+
+@dataclass(frozen=True, slots=True)
+class Bounds:
+    """What a fact may say: a finite quantity up to ``max_quantity`` (so no sum can overflow), and a
+    time neither further than ``max_future_skew`` ahead nor older than ``max_age``."""
+
+    max_quantity: float = 1e9
+    max_future_skew: dt.timedelta = dt.timedelta(days=1)
+    max_age: dt.timedelta = dt.timedelta(days=3 * 365 + 1)
+
+    @classmethod
+    def of(cls, settings: Settings) -> Bounds:
+        return cls(settings.max_quantity, settings.max_future_skew, settings.max_event_age)
+
+    def check_time(self, at: dt.datetime, now: dt.datetime, where: str = "time") -> None:
+        if at > now + self.max_future_skew:
+            raise InvalidEvent(f"{where}: {at.isoformat()} is more than {_human(self.max_future_skew)} in the "
+                               "future (METRICS_MAX_FUTURE_SKEW)")
+        if at < now - self.max_age:
+            raise InvalidEvent(f"{where}: {at.isoformat()} is older than the maximum event age of "
+                               f"{_human(self.max_age)} (METRICS_MAX_EVENT_AGE)")
+
+    def check_quantity(self, quantity: float) -> None:
+        if quantity > self.max_quantity:
+            raise InvalidEvent(f"data.quantity: {quantity:g} is more than the maximum of {self.max_quantity:g} "
+                               "(METRICS_MAX_QUANTITY)")
+
+
+DEFAULT_BOUNDS = Bounds()
 
 
 def _text(data: dict[str, Any], name: str, *, required: bool) -> None:
@@ -26,7 +70,8 @@ def survey_kind(event_type: str) -> str:
     return event_type.rsplit(".", 1)[-1]
 
 
-def check_feedback(event: CloudEvent) -> None:
+def check_feedback(event: CloudEvent, bounds: Bounds = DEFAULT_BOUNDS, now: dt.datetime | None = None) -> None:
+    """A survey's score in range or a ticket event's id, and the event time within bounds."""
     if event.type.startswith("postsales.survey."):
         low, high = SCORE_RANGES[survey_kind(event.type)]
         score = event.data.get("score")
@@ -34,14 +79,15 @@ def check_feedback(event: CloudEvent) -> None:
             raise InvalidEvent(f"data.score: must be an integer from {low} to {high}")
     else:
         _text(event.data, "ticket_id", required=True)
+    bounds.check_time(event.time, now or dt.datetime.now(dt.UTC))
 
 
-def check_ingestible(event: CloudEvent) -> str:
+def check_ingestible(event: CloudEvent, bounds: Bounds = DEFAULT_BOUNDS, now: dt.datetime | None = None) -> str:
     """Validate a posted event other than a usage event (those are decoded by ``usage.envelope``);
     returns its topic or raises ``InvalidEvent``."""
     et = validate_event(event)
     if et.topic != FEEDBACK_TOPIC:
         raise InvalidEvent(f"event type '{event.type}' is not ingested here: only usage.*, "
                            "postsales.survey.* and postsales.ticket.* events are")
-    check_feedback(event)
+    check_feedback(event, bounds, now)
     return et.topic

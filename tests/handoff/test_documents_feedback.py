@@ -120,3 +120,27 @@ async def test_openapi_has_examples_and_scopes_on_every_route(service, path: str
                         s = media["schema"]
                         s = next((x for x in s.get("anyOf", []) if "$ref" in x), s)
                         assert has_example(s), (method, p)
+
+
+async def test_document_format_follows_accept_unless_format_is_given(service) -> None:
+    async with service("handoff", run_consumers=False, run_relay=False) as svc:
+        h = await create(svc, minimal_body(no_commitments=True))
+        url = f"/v1/handoffs/{h['id']}/document"
+        browser = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+        for accept, media in [(browser, "text/html"), ("text/html", "text/html"), ("text/markdown", "text/markdown"),
+                              ("*/*", "text/markdown"), ("text/*", "text/markdown"),
+                              ("text/markdown;q=0.4, text/html;q=0.9", "text/html")]:
+            r = await svc.client.get(url, headers={"Accept": accept})
+            assert r.status_code == 200, (accept, r.text)
+            assert r.headers["content-type"].startswith(media), accept
+            assert r.headers["vary"] == "Accept"
+            assert r.text.lstrip().startswith("<!DOCTYPE html>" if media == "text/html" else "#"), accept
+        # ?format= wins over Accept, both ways.
+        r = await svc.client.get(url, params={"format": "markdown"}, headers={"Accept": "text/html"})
+        assert r.headers["content-type"].startswith("text/markdown") and r.text.lstrip().startswith("#")
+        r = await svc.client.get(url, params={"format": "html"}, headers={"Accept": "application/pdf"})
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+        # Nothing servable: 406, saying what is.
+        for accept in ("application/pdf", "text/html;q=0"):
+            r = await svc.client.get(url, headers={"Accept": accept})
+            assert_problem(r, 406, "text/html")

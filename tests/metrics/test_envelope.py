@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from services.metrics.usage.envelope import decode_usage
+from services.metrics.usage.envelope import UsageDecoder, decode_usage
+from services.metrics.validation import Bounds
 from shared.events.envelope import InvalidEvent
 
 pytestmark = pytest.mark.db_independent
@@ -52,3 +53,39 @@ def test_an_invalid_event_is_refused_with_where_and_why(raw: bytes | None, says:
     with pytest.raises(InvalidEvent) as caught:
         decode_usage(raw)
     assert says in str(caught.value)
+
+
+def _at(delta: dt.timedelta) -> str:
+    return (dt.datetime.now(dt.UTC) + delta).isoformat()
+
+
+@pytest.mark.parametrize(("raw", "says"), [
+    (encode(data={"user_id": "u", "quantity": 1e9 + 1}), "data.quantity: 1e+09"),
+    (encode(data={"user_id": "u", "quantity": 1e308}), "METRICS_MAX_QUANTITY"),
+    (encode(time=_at(dt.timedelta(days=1, minutes=5))), "METRICS_MAX_FUTURE_SKEW"),
+    (encode(time="2099-01-01T00:00:00Z"), "time: 2099-01-01T00:00:00+00:00 is more than 1 day in the future"),
+    (encode(time="1900-01-01T00:00:00Z"), "older than the maximum event age of 1096 days"),
+    (encode(time="0001-01-01T00:00:00+01:00"), "METRICS_MAX_EVENT_AGE"),
+    (encode(time="9999-12-31T23:59:59-01:00"), "METRICS_MAX_FUTURE_SKEW"),
+    (encode(time=_at(-dt.timedelta(days=1097))), "METRICS_MAX_EVENT_AGE"),
+])
+def test_out_of_bounds_quantities_and_times_are_refused(raw: bytes, says: str) -> None:
+    with pytest.raises(InvalidEvent) as caught:
+        decode_usage(raw)
+    assert says in str(caught.value)
+
+
+def test_bounds_are_inclusive_and_configurable() -> None:
+    assert decode_usage(encode(data={"user_id": "u", "quantity": 1e9})).data.quantity == 1e9
+    assert decode_usage(encode(data={"user_id": "u", "quantity": 0})).data.quantity == 0
+    decode_usage(encode(time=_at(dt.timedelta(hours=23))))
+    decode_usage(encode(time=_at(-dt.timedelta(days=1095))))  # history up to 3 years can be imported
+    strict = UsageDecoder(Bounds(max_quantity=10, max_future_skew=dt.timedelta(0),
+                                 max_age=dt.timedelta(days=30)))
+    assert strict(encode(data={"user_id": "u", "quantity": 10})).data.quantity == 10
+    for raw, says in [(encode(data={"user_id": "u", "quantity": 10.5}), "maximum of 10"),
+                      (encode(time=_at(dt.timedelta(minutes=1))), "0 s in the future"),
+                      (encode(time=_at(-dt.timedelta(days=31))), "30 days")]:
+        with pytest.raises(InvalidEvent) as caught:
+            strict(raw)
+        assert says in str(caught.value)

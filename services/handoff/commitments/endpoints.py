@@ -15,7 +15,7 @@ from shared.app import ContextDep, SessionDep
 from shared.db import utcnow
 from shared.errors import problems
 from shared.http import Cursor, Limit, Page
-from shared.types import Date
+from shared.types import BoundedDate
 
 router = APIRouter(prefix="/v1", tags=["commitments"])
 
@@ -37,7 +37,7 @@ async def list_commitments(
     overdue: OverdueQuery = None,
     account_id: Annotated[str | None, Query(max_length=200)] = None,
     handoff_status: Annotated[list[HandoffStatus] | None, Query(description="Status of the handoff.")] = None,
-    due_before: Annotated[Date | None, Query(description="Due strictly before this date.")] = None,
+    due_before: Annotated[BoundedDate | None, Query(description="Due strictly before this date.")] = None,
     limit: Limit = 50, cursor: Cursor = None,
 ) -> Page[CommitmentOut]:
     """The ledger across handoffs, e.g. `?overdue=true&owner=…`, newest first."""

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Header, Query
 from fastapi.responses import Response
 
 from services.handoff.dependencies import ReadScope, SettingsDep, ValidHandoff
-from services.handoff.documents.service import MEDIA_TYPES, DocFormat, Lang, render
+from services.handoff.documents.service import MEDIA_TYPES, DocFormat, Lang, negotiate, render
 from services.handoff.handoffs import service as handoffs
 from shared.app import SessionDep
-from shared.errors import problems
+from shared.errors import NotAcceptable, problems
 
 router = APIRouter(prefix="/v1/handoffs", tags=["documents"])
 
@@ -21,14 +21,23 @@ _EXAMPLE_HTML = "<!DOCTYPE html>\n<html lang=\"en\">...<h1>Handoff: Acme Corp</h
 
 @router.get(
     "/{handoff_id}/document", response_class=Response,
-    responses={**problems(404), 200: {"description": "The handoff document", "content": {
+    responses={**problems(404, 406), 200: {"description": "The handoff document", "content": {
         "text/markdown": {"example": _EXAMPLE_MD}, "text/html": {"example": _EXAMPLE_HTML}}}},
 )
 async def get_document(handoff: ValidHandoff, session: SessionDep, settings: SettingsDep, _: ReadScope,
-                       format: Annotated[DocFormat, Query(description="markdown or html")] = "markdown",
+                       format: Annotated[DocFormat | None, Query(description=(
+                           "markdown or html; when omitted, the `Accept` header decides (text/markdown, "
+                           "text/html; Markdown for */* or no header; 406 for anything else)"))] = None,
                        lang: Annotated[Lang, Query(description="Labels in English (en) or Japanese (ja).")] = "en",
+                       accept: Annotated[str | None, Header(include_in_schema=False)] = None,
                        ) -> Response:
-    """The handoff document the post-sales owner reads before the kickoff."""
+    """The handoff document the post-sales owner reads before the kickoff (Markdown or HTML)."""
+    fmt = format or negotiate(accept)
+    if fmt is None:
+        raise NotAcceptable(f"the document is served as text/markdown or text/html, not {accept!r}; "
+                            "send one of them in Accept, or ?format=markdown|html")
     out = await handoffs.read(session, handoff, settings.completeness_checklist)
-    return Response(render(out, format, lang), media_type=MEDIA_TYPES[format],
-                    headers={"Content-Language": lang})
+    headers = {"Content-Language": lang}
+    if format is None:
+        headers["Vary"] = "Accept"
+    return Response(render(out, fmt, lang), media_type=MEDIA_TYPES[fmt], headers=headers)

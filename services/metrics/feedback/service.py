@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.metrics.feedback import repository as repo
 from services.metrics.health import repository as health_repo
 from services.metrics.models import Ticket
-from services.metrics.validation import check_feedback, survey_kind
+from services.metrics.validation import DEFAULT_BOUNDS, Bounds, check_feedback, survey_kind
 from shared.db import utcnow
 from shared.events.consumer import PermanentError
 from shared.events.envelope import CloudEvent, InvalidEvent
@@ -19,9 +19,9 @@ def _earliest(current: dt.datetime | None, candidate: dt.datetime) -> dt.datetim
     return candidate if current is None or candidate < current else current
 
 
-async def apply_feedback(session: AsyncSession, event: CloudEvent) -> None:
+async def apply_feedback(session: AsyncSession, event: CloudEvent, bounds: Bounds = DEFAULT_BOUNDS) -> None:
     try:
-        check_feedback(event)
+        check_feedback(event, bounds)
     except InvalidEvent as exc:
         raise PermanentError(str(exc)) from None
     at = event.time.astimezone(dt.UTC)

@@ -12,8 +12,8 @@ from aiokafka.errors import KafkaError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.metrics.ingest.schemas import MAX_EVENTS, IngestResult, Rejection, SurveyIn, SurveyOut
-from services.metrics.usage.envelope import decode_usage, describe
-from services.metrics.validation import check_ingestible
+from services.metrics.usage.envelope import UsageDecoder, describe
+from services.metrics.validation import Bounds, check_ingestible
 from shared.db import utcnow
 from shared.errors import ServiceUnavailable, Unprocessable
 from shared.events.envelope import CloudEvent, InvalidEvent
@@ -54,7 +54,7 @@ def parse_batch(body: bytes) -> list[msgspec.Raw]:
     return items
 
 
-def check_item(raw: msgspec.Raw) -> Accepted:
+def check_item(raw: msgspec.Raw, decode_usage: UsageDecoder) -> Accepted:
     """Validate one item; raises ``InvalidEvent`` with the reason."""
     value = bytes(raw)
     try:
@@ -67,25 +67,32 @@ def check_item(raw: msgspec.Raw) -> Accepted:
         usage = decode_usage(value)  # the hot path: msgspec, as the usage consumer reads it
         return Accepted(USAGE_TOPIC, usage.subject.encode(), value)
     event = CloudEvent.from_bytes(value)
-    return Accepted(check_ingestible(event), event.subject.encode(), value)
+    return Accepted(check_ingestible(event, decode_usage.bounds), event.subject.encode(), value)
 
 
 async def ingest(producer: AIOKafkaProducer, topic_prefix: str, items: Sequence[msgspec.Raw], *,
-                 timeout: float) -> IngestResult:
+                 timeout: float, bounds: Bounds) -> IngestResult:
     """Publish the valid items to their topics and wait for the broker's acknowledgement (acks=all).
 
     No outbox here: a request changes no state of this service, so there is nothing to commit
     together with the events. A 202 means the broker has them; a 503 means some may be published
     and others not, and the client retries the whole request: events are counted once by
-    ``source`` + ``id``, so a retry never double counts.
+    ``source`` + ``id``, so a retry never double counts. A non-empty batch with no valid item is a 422
+    listing every rejection (nothing is published).
     """
     accepted: list[Accepted] = []
     rejected: list[Rejection] = []
+    decoder = UsageDecoder(bounds)
     for index, raw in enumerate(items):
         try:
-            accepted.append(check_item(raw))
+            accepted.append(check_item(raw, decoder))
         except InvalidEvent as exc:
             rejected.append(Rejection(index=index, error=str(exc)))
+    if rejected and not accepted:
+        raise Unprocessable(
+            f"no event in the batch is valid ({len(rejected)} rejected)",
+            errors=[{"loc": ["body", r.index], "msg": r.error} for r in rejected],
+            rejected=[r.model_dump() for r in rejected])
     if accepted:
         await _publish(producer, topic_prefix, accepted, timeout=timeout)
     return IngestResult(accepted=len(accepted), rejected=rejected)
@@ -105,8 +112,13 @@ async def _publish(producer: AIOKafkaProducer, topic_prefix: str, accepted: list
             headers={"Retry-After": "5"}) from None
 
 
-async def post_survey(session: AsyncSession, outbox: Outbox, body: SurveyIn) -> SurveyOut:
-    at = body.at or utcnow()
+async def post_survey(session: AsyncSession, outbox: Outbox, body: SurveyIn, bounds: Bounds) -> SurveyOut:
+    now = utcnow()
+    at = body.at or now
+    try:
+        bounds.check_time(at, now, "at")
+    except InvalidEvent as exc:
+        raise Unprocessable(str(exc), errors=[{"loc": ["body", "at"], "msg": str(exc)}]) from None
     event = CloudEvent.new(type=f"postsales.survey.{body.kind}", source=SOURCE, subject=body.account_id, time=at,
                            data={"score": body.score, "respondent": body.respondent, "comment": body.comment})
     await outbox.add(session, event)

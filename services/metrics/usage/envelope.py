@@ -1,7 +1,9 @@
 """The usage event as the ingestion hot path reads it: decoded and validated in one pass.
 
 A usage event is a CloudEvent (DESIGN.md) whose ``type`` is ``usage.<name>`` and whose ``data``
-carries ``user_id`` (required), ``feature`` (optional) and ``quantity`` (number >= 0, default 1).
+carries ``user_id`` (required), ``feature`` (optional) and ``quantity`` (a finite number from 0 to
+``METRICS_MAX_QUANTITY``, default 1), and whose ``time`` is within the configured bounds (no further
+than ``METRICS_MAX_FUTURE_SKEW`` ahead, no older than ``METRICS_MAX_EVENT_AGE``).
 msgspec decodes and checks such a document several times faster than ``json.loads`` alone, which
 is what lets the consumer keep pace with the topic. Unknown attributes (CloudEvents extensions)
 and unknown ``data`` fields are allowed and ignored.
@@ -16,6 +18,8 @@ from typing import Annotated, Literal
 import msgspec
 
 from services.metrics.models import ID
+from services.metrics.validation import DEFAULT_BOUNDS, Bounds
+from shared.db import utcnow
 from shared.events.envelope import InvalidEvent
 
 Id = Annotated[str, msgspec.Meta(min_length=1, max_length=ID)]
@@ -58,16 +62,27 @@ def describe(exc: msgspec.ValidationError) -> str:
     return f"{where.rstrip('`').lstrip('.') or '(event)'}: {message}"
 
 
-def decode_usage(raw: bytes | None, topic: str = "") -> UsageEnvelope:
-    """Decode one usage event (a message of the usage topic, an item of ``POST /v1/events``).
+class UsageDecoder:
+    """Decodes one usage event (a message of the usage topic, an item of ``POST /v1/events``) and checks
+    it against the bounds; raises ``InvalidEvent``: the consumer dead-letters the message, the endpoint
+    rejects the item."""
 
-    Raises ``InvalidEvent``: the consumer dead-letters the message, the endpoint rejects the item.
-    """
-    if raw is None:
-        raise InvalidEvent("empty message")
-    try:
-        return _decoder.decode(raw)
-    except msgspec.ValidationError as exc:
-        raise InvalidEvent(describe(exc)) from None
-    except msgspec.DecodeError as exc:
-        raise InvalidEvent(f"not JSON: {exc}") from None
+    def __init__(self, bounds: Bounds = DEFAULT_BOUNDS) -> None:
+        self.bounds = bounds
+
+    def __call__(self, raw: bytes | None, topic: str = "") -> UsageEnvelope:
+        if raw is None:
+            raise InvalidEvent("empty message")
+        try:
+            event = _decoder.decode(raw)
+        except msgspec.ValidationError as exc:
+            raise InvalidEvent(describe(exc)) from None
+        except msgspec.DecodeError as exc:
+            raise InvalidEvent(f"not JSON: {exc}") from None
+        self.bounds.check_quantity(event.data.quantity)
+        self.bounds.check_time(event.time, utcnow())
+        return event
+
+
+decode_usage = UsageDecoder()
+"""The decoder with the default bounds."""

@@ -6,7 +6,7 @@ import datetime as dt
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from shared.types import Date
+from shared.types import BoundedDate
 
 
 class UsageDay(BaseModel):
@@ -35,8 +35,8 @@ class RecomputeIn(BaseModel):
     model_config = ConfigDict(populate_by_name=True, json_schema_extra={
         "examples": [{"from": "2026-11-01", "to": "2026-11-30"}]})
 
-    from_date: Date = Field(alias="from")
-    to_date: Date = Field(alias="to")
+    from_date: BoundedDate = Field(alias="from")
+    to_date: BoundedDate = Field(alias="to")
     account_id: str | None = Field(default=None, min_length=1, max_length=200)
 
     @model_validator(mode="after")
