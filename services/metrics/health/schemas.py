@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from services.metrics.health.model import DEFAULT_THRESHOLDS, Thresholds
 from shared.types import Number
 
 
@@ -48,10 +49,12 @@ class HealthModelIn(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
         "weights": {"usage": 30, "engagement": 15, "sentiment": 20, "support": 15, "commitments": 10,
                     "renewal_proximity": 10},
-        "bands": {"green": 70, "yellow": 40}}]})
+        "bands": {"green": 70, "yellow": 40}, "thresholds": {"slow_ticket_hours": 8, "touchpoint_stale_days": 60}}]})
 
     weights: Weights
     bands: Bands
+    thresholds: Thresholds = Field(default=DEFAULT_THRESHOLDS,
+                                   description="Omitted fields (or the whole object) take the defaults.")
 
 
 class ComponentInfo(BaseModel):
@@ -63,6 +66,7 @@ class HealthModelOut(BaseModel):
     version: int = Field(description="0 is the built-in default; each PUT adds a version.", examples=[2])
     weights: dict[str, float]
     bands: dict[str, float]
+    thresholds: Thresholds
     created_at: dt.datetime | None
     created_by: str | None
     components: list[ComponentInfo]
@@ -74,11 +78,18 @@ class HealthModelList(BaseModel):
 
 class ComponentOut(BaseModel):
     name: str = Field(examples=["usage"])
-    status: Literal["known", "unknown"] = Field(description="unknown: no data, excluded from the score")
+    status: Literal["known", "unknown"] = Field(
+        description="unknown: no data; counted at `assumed_value` (the lower of the model's neutral value and the "
+                    "weighted mean of the known components)")
     value: float | None = Field(description="0-100, null when unknown", examples=[72.5])
-    weight: float = Field(description="Effective weight (renormalised over known components).", examples=[0.3])
+    assumed_value: float | None = Field(description="What an unknown component is counted at; null when known.",
+                                        examples=[None])
+    weight: float = Field(description="Share of the model's total weight (configured weight / their sum).",
+                          examples=[0.3])
     configured_weight: float = Field(examples=[30])
-    contribution: float = Field(description="Points this component adds to the score.", examples=[21.75])
+    contribution: float = Field(description="Points this component adds to the score (weight x value, or x "
+                                            "assumed_value when unknown); they add up to the score.",
+                                examples=[21.75])
     inputs: dict[str, Any]
     explanation: str
 
@@ -101,7 +112,10 @@ class Change(BaseModel):
 class HealthOut(BaseModel):
     account_id: str
     score: float | None = Field(description="0-100; null when no component has data", examples=[74.2])
-    band: Literal["green", "yellow", "red"] | None
+    band: Literal["green", "yellow", "red"] | None = Field(
+        description="null while no component has data or `coverage` is below METRICS_HEALTH_MIN_COVERAGE")
+    band_reason: str | None = Field(description="Why `band` is null; null when there is a band.",
+                                    examples=[None])
     coverage: float = Field(description="Share of the configured weight resting on real data (0-1).",
                             examples=[0.85])
     components: list[ComponentOut]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from services.metrics.dependencies import AccountId, AdminScope, FromDate, ReadScope, ToDate, period
-from services.metrics.health.service import score_accounts
+from services.metrics.health.service import Policy, score_accounts
 from services.metrics.usage import service
 from services.metrics.usage.schemas import RecomputeIn, RecomputeOut, UsageOut
 from shared.app import ContextDep, SessionDep
@@ -27,5 +27,5 @@ async def get_usage(account_id: AccountId, session: SessionDep, _: ReadScope, fr
 async def recompute(body: RecomputeIn, session: SessionDep, ctx: ContextDep, _: AdminScope) -> RecomputeOut:
     """Rebuild the period's rollups from the raw events, and re-score the accounts concerned."""
     counts, accounts = await service.rebuild_rollups(session, body.from_date, body.to_date, body.account_id)
-    await score_accounts(session, ctx.outbox, sorted(accounts))
+    await score_accounts(session, ctx.outbox, sorted(accounts), policy=Policy.of(ctx.settings))
     return RecomputeOut(from_date=body.from_date, to_date=body.to_date, accounts=len(accounts), **counts)
