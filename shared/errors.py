@@ -199,8 +199,8 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 def problems(*codes: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI ``responses`` entries for the given problem status codes."""
-    descriptions = {400: "Bad request", 404: "Not found", 406: "Not acceptable", 409: "Conflict", 413: "Payload too large",
-                    503: "Service unavailable"}
+    descriptions = {400: "Bad request", 404: "Not found", 406: "Not acceptable", 409: "Conflict",
+                    413: "Payload too large", 503: "Service unavailable"}
     out = dict(PROBLEM_RESPONSES)
     for c in codes:
         out[c] = {"model": Problem, "content": {PROBLEM_CONTENT_TYPE: {}},

@@ -101,7 +101,7 @@ async def test_health_is_explained_and_band_changes_emit_once(service: Any, kafk
         assert factors[0] == {"name": "sentiment", "status": "known", "value": 0.0, "old_contribution": 10.0,
                               "contribution": 0.0, "change": -10.0}
         assert [f["name"] for f in factors] == ["sentiment"]  # only what moved since the last emitted score
-        assert [f["name"] for f in events[0].data["factors"]][0] == "usage"  # first: largest contribution first
+        assert events[0].data["factors"][0]["name"] == "usage"  # first: largest contribution first
         assert events[2].data["factors"] == []  # only the bands moved
 
 

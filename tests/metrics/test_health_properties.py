@@ -9,7 +9,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from services.metrics.health.model import (
+from services.metrics.health.scoring import (
     COMPONENTS,
     DEFAULT_BANDS,
     DEFAULT_THRESHOLDS,

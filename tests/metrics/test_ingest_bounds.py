@@ -75,7 +75,7 @@ async def test_http_refuses_out_of_bounds_items_by_index_and_counts_the_rest_onc
         assert await _day_events(svc, today) == 2e9 and await _count(svc, UsageEvent) == 2
 
         # Nothing valid: a 422 problem listing every rejection; nothing published.
-        r = await writer.post("/v1/events", json=body[:5] + [{"specversion": "1.0"}])
+        r = await writer.post("/v1/events", json=[*body[:5], {"specversion": "1.0"}])
         assert r.status_code == 422, r.text
         assert r.headers["content-type"].startswith("application/problem+json")
         problem = r.json()

@@ -37,7 +37,7 @@ async def get_document(handoff: ValidHandoff, session: SessionDep, settings: Set
         raise NotAcceptable(f"the document is served as text/markdown or text/html, not {accept!r}; "
                             "send one of them in Accept, or ?format=markdown|html")
     out = await handoffs.read(session, handoff, settings.completeness_checklist)
-    headers = {"Content-Language": lang}
+    headers: dict[str, str] = {"Content-Language": lang}
     if format is None:
         headers["Vary"] = "Accept"
     return Response(render(out, fmt, lang), media_type=MEDIA_TYPES[fmt], headers=headers)

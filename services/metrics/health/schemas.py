@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from services.metrics.health.model import DEFAULT_THRESHOLDS, Thresholds
+from services.metrics.health.scoring import DEFAULT_THRESHOLDS, Thresholds
 from shared.types import Number
 
 
