@@ -15,6 +15,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from shared.types import Int, Number
+
 COMPONENTS = ("usage", "engagement", "sentiment", "support", "commitments", "renewal_proximity")
 DEFAULT_WEIGHTS: dict[str, float] = {"usage": 30, "engagement": 15, "sentiment": 20, "support": 15,
                                      "commitments": 10, "renewal_proximity": 10}
@@ -26,28 +28,28 @@ class Thresholds(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    usage_window_days: int = Field(default=30, ge=1, le=365, description="Active users are counted over this window.")
-    trend_window_days: int = Field(default=14, ge=1, le=182,
+    usage_window_days: Int = Field(default=30, ge=1, le=365, description="Active users are counted over this window.")
+    trend_window_days: Int = Field(default=14, ge=1, le=182,
                                    description="Usage trend: events in the last N days vs the N days before.")
-    trend_share: float = Field(default=0.2, ge=0, le=1,
+    trend_share: Number = Field(default=0.2, ge=0, le=1,
                                description="Share of the usage component taken by the trend (the rest: utilization).")
-    touchpoint_fresh_days: float = Field(default=14, ge=0, le=3650,
+    touchpoint_fresh_days: Number = Field(default=14, ge=0, le=3650,
                                          description="Engagement is 100 while the last touchpoint is this recent.")
-    touchpoint_stale_days: float = Field(default=90, gt=0, le=3650,
+    touchpoint_stale_days: Number = Field(default=90, gt=0, le=3650,
                                          description="... falling linearly to 0 at this age.")
-    survey_window_days: int = Field(default=180, ge=1, le=1096, description="Survey responses considered.")
-    ticket_window_days: int = Field(default=90, ge=1, le=1096,
+    survey_window_days: Int = Field(default=180, ge=1, le=1096, description="Survey responses considered.")
+    ticket_window_days: Int = Field(default=90, ge=1, le=1096,
                                     description="Tickets opened in this window (or still open) are considered.")
-    slow_ticket_hours: float = Field(default=24, gt=0, le=8760,
+    slow_ticket_hours: Number = Field(default=24, gt=0, le=8760,
                                      description="A ticket is slow when its first response took longer than this "
                                                  "(or has not come after this long).")
-    open_ticket_penalty: float = Field(default=15, ge=0, le=100, description="Points off support per open ticket.")
-    slow_ticket_penalty: float = Field(default=20, ge=0, le=100, description="Points off support per slow ticket.")
-    renewal_far_days: int = Field(default=180, ge=0, le=3650, description="Renewal this far or further: 100.")
-    renewal_mid_days: int = Field(default=90, ge=0, le=3650, description="... this far or further: 80.")
-    renewal_near_days: int = Field(default=30, ge=0, le=3650,
+    open_ticket_penalty: Number = Field(default=15, ge=0, le=100, description="Points off support per open ticket.")
+    slow_ticket_penalty: Number = Field(default=20, ge=0, le=100, description="Points off support per slow ticket.")
+    renewal_far_days: Int = Field(default=180, ge=0, le=3650, description="Renewal this far or further: 100.")
+    renewal_mid_days: Int = Field(default=90, ge=0, le=3650, description="... this far or further: 80.")
+    renewal_near_days: Int = Field(default=30, ge=0, le=3650,
                                    description="... this far or further: 60; closer: 40; overdue: 20.")
-    unknown_value: float = Field(default=50, ge=0, le=100, description=(
+    unknown_value: Number = Field(default=50, ge=0, le=100, description=(
         "The neutral value: a component without data counts as the lower of this and the mean of the known "
         "components."))
 
