@@ -61,7 +61,8 @@ PARTITIONS = 4
 def build_events(n: int, seed: int = 1) -> list[CloudEvent]:
     """A day of product usage from 200 accounts and 2,000 users, in time order, 2% arriving late."""
     rng = random.Random(seed)
-    start = dt.datetime(2026, 11, 20, tzinfo=dt.UTC)
+    # Yesterday (UTC): inside the time bounds metrics accepts (at most 1 day ahead, 3 years old).
+    start = dt.datetime.now(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0) - dt.timedelta(days=1)
 
     def at(i: int) -> dt.datetime:
         if rng.random() < 0.02:

@@ -12,6 +12,8 @@ from shared.testing import KafkaProbe, eventually, make_event
 
 READ = "test-metrics-ro-token-0123456789"
 WRITE = "test-events-w-token-0123456789ab"
+# These tests replay a fixed calendar (November 2026): the service accepts history that old, whenever they run.
+HISTORY = {"max_event_age": "36500d"}
 
 
 def doc(type: str, subject: str, data: dict[str, Any], id: str) -> dict[str, Any]:
@@ -30,7 +32,7 @@ async def test_post_events_rejects_bad_items_by_index_and_publishes_the_rest(ser
     ticket = doc("postsales.ticket.opened", "acme", {"ticket_id": "T-1"}, "ev-7")
     body = [good_usage, no_user, "not an object", survey, bad_score, lifecycle, no_time,
             doc("nonsense.type", "acme", {}, "ev-8"), ticket]
-    async with service("metrics", run_consumers=False) as svc:
+    async with service("metrics", run_consumers=False, **HISTORY) as svc:
         writer = svc.client_for(WRITE)
         r = await writer.post("/v1/events", json=body)
         assert r.status_code == 202, r.text
@@ -69,7 +71,7 @@ async def test_post_events_publishes_each_item_as_posted_and_refuses_bodies_that
     item = (b'{"specversion":"1.0", "id":"x-1","source":"/product/web","type":"usage.export",'
             b'"time":"2026-11-20T09:00:00+02:00","subject":"acme","tenant":"eu-1",'
             b'"data":{"user_id":"u1","feature":"csv","quantity":3,"rows":120}}')
-    async with service("metrics", run_consumers=False) as svc:
+    async with service("metrics", run_consumers=False, **HISTORY) as svc:
         writer = svc.client_for(WRITE)
         r = await writer.post("/v1/events", content=b"[ " + item + b" ]",
                               headers={"Content-Type": "application/json"})
@@ -96,13 +98,13 @@ async def test_post_events_answers_503_when_the_broker_does_not_acknowledge_in_t
     # A deadline no broker can meet stands in for an unreachable one: the request must fail loudly
     # (503 problem, Retry-After), and a retry once the broker answers counts each event once.
     events = [doc("usage.login", "acme", {"user_id": f"u{i}"}, f"slow-{i}") for i in range(50)]
-    async with service("metrics", run_consumers=False, ingest_publish_timeout=0.000001) as svc:
+    async with service("metrics", run_consumers=False, ingest_publish_timeout=0.000001, **HISTORY) as svc:
         await svc.ctx.relay.started.wait()  # connected: the deadline is the publish's, not the connection's
         r = await svc.client_for(WRITE).post("/v1/events", json=events)
         assert r.status_code == 503, r.text
         assert r.headers["content-type"].startswith("application/problem+json") and r.headers["retry-after"]
         assert "did not acknowledge" in r.json()["detail"] and "retry" in r.json()["detail"]
-    async with service("metrics") as svc:
+    async with service("metrics", **HISTORY) as svc:
         r = await svc.client_for(WRITE).post("/v1/events", json=events)
         assert r.status_code == 202 and r.json()["accepted"] == 50
 
@@ -124,7 +126,7 @@ async def _n_events(kafka: KafkaProbe, topic: str, n: int) -> list[Any] | None:
 
 async def test_post_survey_becomes_a_feedback_event_once_per_idempotency_key(service: Any,
                                                                             kafka: KafkaProbe) -> None:
-    async with service("metrics", run_consumers=False) as svc:
+    async with service("metrics", run_consumers=False, **HISTORY) as svc:
         writer = svc.client_for(WRITE)
         body = {"account_id": "acme", "kind": "nps", "score": 10, "respondent": "cto@acme.example",
                 "comment": "great", "at": "2026-11-20T10:00:00Z"}

@@ -113,7 +113,7 @@ def usage_events() -> list[Any]:
 
 
 async def test_kpis_on_a_hand_checked_fixture(service: Any, kafka: KafkaProbe) -> None:
-    async with service("metrics", health_interval=0.1) as svc:
+    async with service("metrics", health_interval=0.1, max_event_age="36500d") as svc:  # a fixed calendar
         await kafka.publish(LIFECYCLE_TOPIC, lifecycle_events())
         await kafka.publish(FEEDBACK_TOPIC, feedback_events())
         await kafka.publish(USAGE_TOPIC, usage_events())

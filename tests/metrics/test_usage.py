@@ -73,7 +73,7 @@ async def test_10k_events_with_duplicates_late_and_poison_give_exact_rollups(
     assert len(unique + late) == 9000
     assert len([m for m in stream if not isinstance(m, bytes)]) == 10_000 + 1  # + one invalid
 
-    async with service("metrics", health_interval=0.2) as svc:
+    async with service("metrics", health_interval=0.2, max_event_age="36500d") as svc:  # a fixed calendar
         await kafka.publish(USAGE_TOPIC, stream)
         valid = unique + late
         await eventually(lambda: _count_is(svc, len(valid)), timeout=90, interval=0.5,
