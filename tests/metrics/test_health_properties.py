@@ -146,9 +146,9 @@ def inputs_st(draw: st.DrawFn) -> Inputs:
         last_touchpoint_at=draw(st.one_of(st.none(), hours_ago)),
         account_since=draw(st.one_of(st.none(), hours_ago)),
         has_usage=draw(st.booleans()),
-        active_users=draw(st.integers(min_value=0, max_value=500)),
-        events_recent=draw(st.floats(min_value=0, max_value=1e6)),
-        events_prior=draw(st.floats(min_value=0, max_value=1e6)),
+        active_users_30d=draw(st.integers(min_value=0, max_value=500)),
+        events_recent_14d=draw(st.floats(min_value=0, max_value=1e6)),
+        events_prior_14d=draw(st.floats(min_value=0, max_value=1e6)),
         nps_scores=draw(st.lists(st.integers(min_value=0, max_value=10), max_size=5)),
         csat_scores=draw(st.lists(st.integers(min_value=1, max_value=5), max_size=5)),
         tickets=[(o, None if r is None else o + dt.timedelta(hours=r), o if resolved else None)
@@ -175,8 +175,8 @@ BAD_SIGNALS = {
     "an overdue promise": lambda i, d: i.commitments.append(("open", NOW.date() - dt.timedelta(days=3), None)),
     "a late delivery": lambda i, d: i.commitments.append(
         ("delivered", NOW.date() - dt.timedelta(days=10), NOW - dt.timedelta(days=1))),
-    "fewer active users": lambda i, d: setattr(i, "active_users", d.draw(st.integers(0, i.active_users))),
-    "fewer recent events": lambda i, d: setattr(i, "events_recent", i.events_recent * d.draw(
+    "fewer active users": lambda i, d: setattr(i, "active_users_30d", d.draw(st.integers(0, i.active_users_30d))),
+    "fewer recent events": lambda i, d: setattr(i, "events_recent_14d", i.events_recent_14d * d.draw(
         st.floats(min_value=0, max_value=1))),
     "an earlier renewal": lambda i, d: setattr(i, "renewal_date", None if i.renewal_date is None else
                                                i.renewal_date - dt.timedelta(days=d.draw(st.integers(0, 400)))),

@@ -99,9 +99,10 @@ class Inputs:
     last_touchpoint_at: dt.datetime | None = None
     account_since: dt.datetime | None = None  # when the account was created (its first contact)
     has_usage: bool = False
-    active_users: int = 0
-    events_recent: float = 0.0
-    events_prior: float = 0.0
+    # Named for the default windows; they hold the model's usage and trend windows.
+    active_users_30d: int = 0
+    events_recent_14d: float = 0.0
+    events_prior_14d: float = 0.0
     nps_scores: list[int] = field(default_factory=list)
     csat_scores: list[int] = field(default_factory=list)
     tickets: list[tuple[dt.datetime | None, dt.datetime | None, dt.datetime | None]] = field(default_factory=list)
@@ -128,16 +129,16 @@ def _clamp(x: float, lo: float = 0.0, hi: float = 100.0) -> float:
 def usage(i: Inputs, t: Thresholds = DEFAULT_THRESHOLDS) -> Component:
     if not i.has_usage:
         return Component("usage", None, {}, "no usage events received for this account")
-    change = (i.events_recent - i.events_prior) / max(i.events_prior, 1.0)
+    change = (i.events_recent_14d - i.events_prior_14d) / max(i.events_prior_14d, 1.0)
     trend = _clamp(50 + 50 * max(-1.0, min(1.0, change)))
-    inputs: dict[str, Any] = {"active_users": i.active_users, "window_days": t.usage_window_days, "seats": i.seats,
-                              "events_recent": i.events_recent, "events_prior": i.events_prior,
+    inputs: dict[str, Any] = {"active_users": i.active_users_30d, "window_days": t.usage_window_days, "seats": i.seats,
+                              "events_recent": i.events_recent_14d, "events_prior": i.events_prior_14d,
                               "trend_window_days": t.trend_window_days, "trend_score": round(trend, 2)}
     if i.seats:
-        utilization = i.active_users / i.seats
+        utilization = i.active_users_30d / i.seats
         inputs["utilization"] = round(utilization, 4)
         value = (1 - t.trend_share) * _clamp(utilization * 100) + t.trend_share * trend
-        why = f"{i.active_users} of {i.seats} seats active in {t.usage_window_days} days, trend score {trend:.0f}"
+        why = f"{i.active_users_30d} of {i.seats} seats active in {t.usage_window_days} days, trend score {trend:.0f}"
     else:
         value = trend
         why = f"seats unknown: trend only (score {trend:.0f})"
