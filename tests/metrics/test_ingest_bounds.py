@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from services.metrics.models import Survey, UsageEvent
+from services.metrics.models import Survey, Ticket, UsageEvent
 from shared.db import utcnow
 from shared.events.registry import FEEDBACK_TOPIC, USAGE_TOPIC, dlq_topic
 from shared.testing import KafkaProbe, RunningService, eventually, make_event
@@ -129,7 +129,9 @@ async def test_out_of_bounds_events_on_the_topics_are_dead_lettered_not_counted(
                           time=dt.datetime(1990, 1, 1, tzinfo=dt.UTC)),
                make_event("postsales.survey.nps", "acme", {"score": 2}, id="future-survey",
                           time=now + dt.timedelta(days=30)),
-               make_event("postsales.survey.nps", "acme", {"score": 9}, id="fine-survey", time=now)]
+               make_event("postsales.survey.nps", "acme", {"score": 9}, id="fine-survey", time=now),
+               make_event("postsales.ticket.opened", "acme", {"ticket_id": "T-2099"}, id="future-ticket",
+                          time=dt.datetime(2099, 1, 1, tzinfo=dt.UTC))]
     async with service("metrics") as svc:
         await kafka.publish(USAGE_TOPIC, bad[:2] + good[:1] + bad[2:] + good[1:])
         await kafka.publish(FEEDBACK_TOPIC, surveys)
@@ -142,10 +144,11 @@ async def test_out_of_bounds_events_on_the_topics_are_dead_lettered_not_counted(
         assert await eventually(lambda: _is(svc, now.date(), 3e9), timeout=60, message="good ones counted") == 3e9
         assert await _count(svc, UsageEvent) == 3
 
-        dead = await eventually(lambda: _n_records(kafka, dlq_topic(FEEDBACK_TOPIC), 2), timeout=60,
+        dead = await eventually(lambda: _n_records(kafka, dlq_topic(FEEDBACK_TOPIC), 3), timeout=60,
                                 message="feedback dead letters")
-        assert sorted(_id(r.value) for r in dead) == ["future-survey", "old-survey"]
+        assert sorted(_id(r.value) for r in dead) == ["future-survey", "future-ticket", "old-survey"]
         await eventually(lambda: _count_is(svc, Survey, 1), timeout=60, message="the fine survey stored")
+        assert await _count(svc, Ticket) == 0
 
 
 async def _n_records(kafka: KafkaProbe, topic: str, n: int) -> list[Any] | None:
