@@ -3,25 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
-import re
-from typing import Annotated, Any, ClassVar
+from typing import ClassVar
 
-from pydantic import BeforeValidator, Field
+from pydantic import Field
 
-from shared.settings import ServiceSettings
-
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w|y)\s*$")
-_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400, "y": 365 * 86400}
-
-
-def _duration(value: Any) -> Any:
-    """``"36h"``, ``"1d"``, ``"3y"`` (365 days a year), a number of seconds, or ISO 8601 (``P1D``)."""
-    if isinstance(value, str) and (m := _DURATION.match(value)):
-        return dt.timedelta(seconds=float(m.group(1)) * _UNIT_SECONDS[m.group(2)])
-    return value
-
-
-Duration = Annotated[dt.timedelta, BeforeValidator(_duration)]
+from shared.settings import Duration, ServiceSettings
 
 
 class Settings(ServiceSettings):
@@ -47,7 +33,5 @@ class Settings(ServiceSettings):
     max_future_skew: Duration = Field(
         default=dt.timedelta(days=1), ge=dt.timedelta(0), le=dt.timedelta(days=366),
         description="Event and survey times further than this in the future are refused (e.g. 1d, 36h).")
-    max_event_age: Duration = Field(
-        default=dt.timedelta(days=3 * 365 + 1), gt=dt.timedelta(0), le=dt.timedelta(days=100 * 366),
-        description="Event and survey times older than this are refused (e.g. 3y, 400d); dedup keys must be "
-                    "kept at least this long, or a replay older than the keys would count twice.")
+    # METRICS_MAX_EVENT_AGE (the oldest event and survey time accepted) is the shared `max_event_age`;
+    # the shared settings keep dedup keys (DEDUP_RETENTION) at least that long.

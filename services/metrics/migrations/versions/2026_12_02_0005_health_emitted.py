@@ -3,8 +3,8 @@
 ``health.changed`` is emitted on a band change or when the score moved by at least the minimum
 delta since the last *emitted* score, so that score (band, components) is kept per account.
 
-Revision ID: 0004
-Revises: 0003
+Revision ID: 0005
+Revises: 0004
 Create Date: 2026-12-02
 """
 
@@ -15,8 +15,8 @@ from alembic import op
 
 from shared.db import JSONType, UTCDateTime
 
-revision: str = "0004"
-down_revision: str | None = "0003"
+revision: str = "0005"
+down_revision: str | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
