@@ -86,6 +86,7 @@ async def start_bus(defn: ServiceDefinition, ctx: ServiceContext[Any, Any]) -> N
             max_retries=s.consumer_max_retries, retry_backoff=s.consumer_retry_backoff,
             batch_size=spec.batch_size or s.consumer_batch_size, metrics=ctx.metrics,
             after_commit=ctx.relay.notify, dedup=spec.dedup, decode=spec.decode,
+            stuck_after=s.consumer_stuck_after_seconds,
         )
         ctx.consumers.append(consumer)
         ctx.tasks.append(asyncio.create_task(consumer.run(), name=f"{defn.name}:{spec.name}"))
