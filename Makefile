@@ -8,7 +8,7 @@ TEST_DATABASE_URL ?= postgresql+asyncpg://postgres@127.0.0.1:5432/test
 PYTEST_WORKERS ?= 4
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install run test test-sqlite test-postgres lint bench clean lock browser
+.PHONY: install run demo test test-sqlite test-postgres lint bench clean lock browser
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -20,6 +20,10 @@ install: $(STAMP)
 
 run: $(STAMP)
 	$(PY) -m deploy.run
+
+# Load a simulated book (200 accounts, 18 months) into the suite `make run` started, train the risk model.
+demo: $(STAMP)
+	$(PY) -m sim --accounts 200 --months 18
 
 test: $(STAMP) browser test-sqlite test-postgres
 

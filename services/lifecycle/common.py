@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Annotated, Literal
 
 from pydantic import Field
+
+from shared.errors import Unprocessable
 
 STAGES = ("onboarding", "adoption", "expansion", "renewal", "churned")
 Stage = Literal["onboarding", "adoption", "expansion", "renewal", "churned"]
@@ -24,3 +27,19 @@ def allowed_targets(stage: str) -> frozenset[str]:
 
 
 Text200 = Annotated[str, Field(min_length=1, max_length=200)]
+
+
+MAX_FUTURE_SKEW = dt.timedelta(days=1)
+MAX_HISTORY_AGE = dt.timedelta(days=3 * 365)
+
+
+def happened_at(at: dt.datetime | None, now: dt.datetime, field: str = "at") -> dt.datetime:
+    """When a recorded fact happened: ``at`` (history may be imported) or now; 422 when ``at`` is more
+    than a day in the future or more than three years old."""
+    if at is None:
+        return now
+    at = at.astimezone(dt.UTC)
+    if at > now + MAX_FUTURE_SKEW or at < now - MAX_HISTORY_AGE:
+        msg = "more than a day in the future" if at > now else "older than three years"
+        raise Unprocessable(f"{field}: {msg}", errors=[{"loc": ["body", field], "msg": msg}])
+    return at

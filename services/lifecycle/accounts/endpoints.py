@@ -17,7 +17,7 @@ from services.lifecycle.accounts.schemas import (
     StageChangeOut,
     TransitionIn,
 )
-from services.lifecycle.common import Stage
+from services.lifecycle.common import Stage, happened_at
 from services.lifecycle.dependencies import (
     AccountDep,
     IdempotencyDep,
@@ -91,7 +91,7 @@ async def transition_account(body: TransitionIn, principal: WriteScope, account:
     """Move the account to another stage; 409 when the stage machine does not allow it."""
     await idem.check(session)
     change = await service.transition(session, account, body.to, reason=body.reason,
-                                      actor=actor_of(principal, body.actor), now=now)
+                                      actor=actor_of(principal, body.actor), now=happened_at(body.at, now))
     out = StageChangeOut.model_validate(change, from_attributes=True)
     await idem.save(session, 201, out)
     return out

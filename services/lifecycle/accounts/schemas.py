@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from services.lifecycle.common import Stage
-from shared.types import Currency, Date, Int, Money, MoneyOut
+from shared.types import Currency, Date, DateTime, Int, Money, MoneyOut
 
 OnboardingStatus = Literal["on_track", "behind", "stuck", "completed"]
 HealthBand = Literal["green", "yellow", "red"]
@@ -148,6 +148,7 @@ class TransitionIn(BaseModel):
     to: Stage
     reason: str | None = Field(default=None, max_length=2000)
     actor: str | None = Field(default=None, max_length=200, description="Who decided; defaults to the API key id.")
+    at: DateTime | None = Field(default=None, description="When it happened (importing history); defaults to now.")
 
 
 class StageChangeOut(BaseModel):

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query
 
 from services.lifecycle.accounts import repository as accounts_repo
 from services.lifecycle.accounts.schemas import HealthOut
+from services.lifecycle.common import happened_at
 from services.lifecycle.dependencies import (
     AccountDep,
     IdempotencyDep,
@@ -34,7 +35,8 @@ async def record_renewal(body: RenewalCreate, principal: WriteScope, account: Lo
                          session: SessionDep, idem: IdempotencyDep, now: NowDep) -> RenewalOut:
     """Record a renewal outcome (emits `renewal.recorded`; churned also `account.stage_changed`)."""
     await idem.check(session)
-    renewal = await service.record(session, account, body, now=now, actor=actor_of(principal, body.actor))
+    renewal = await service.record(session, account, body, now=happened_at(body.at, now),
+                                   actor=actor_of(principal, body.actor))
     out = RenewalOut.model_validate(renewal, from_attributes=True)
     await idem.save(session, 201, out)
     return out

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from services.lifecycle.accounts.schemas import HealthOut
 from services.lifecycle.common import Stage
-from shared.types import Currency, Date, Money, MoneyOut
+from shared.types import Currency, Date, DateTime, Money, MoneyOut
 
 RenewalOutcome = Literal["renewed", "churned"]
 
@@ -31,6 +31,7 @@ class RenewalCreate(BaseModel):
     new_renewal_date: Date | None = Field(default=None, description="Renewed: the next one; default +1 year.")
     notes: str | None = Field(default=None, max_length=20_000)
     actor: str | None = Field(default=None, max_length=200)
+    at: DateTime | None = Field(default=None, description="When it was decided (importing history); defaults to now.")
 
 
 class RenewalOut(BaseModel):

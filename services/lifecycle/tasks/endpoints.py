@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 
+from services.lifecycle.common import happened_at
 from services.lifecycle.dependencies import (
     AccountDep,
     IdempotencyDep,
@@ -58,5 +59,6 @@ async def update_task(task_id: TaskIdPath, body: TaskUpdate, principal: WriteSco
     task = await repo.get(session, account.id, task_id, lock=True)
     if task is None:
         raise NotFound(f"task {task_id} does not exist on account {account.id}")
-    await service.update(session, account, task, body, settings=settings, now=now, actor=actor_of(principal))
+    await service.update(session, account, task, body, settings=settings, now=happened_at(body.at, now),
+                         actor=actor_of(principal))
     return service.task_out(task, today=now.date())

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from shared.types import Date
+from shared.types import Date, DateTime
 
 TaskStatus = Literal["open", "in_progress", "done", "cancelled"]
 TaskKind = Literal["milestone", "commitment", "task"]
@@ -37,6 +37,8 @@ class TaskUpdate(BaseModel):
     description: str | None = Field(default=None, max_length=10_000)
     owner: str | None = Field(default=None, max_length=200)
     due_date: Date | None = None
+    at: DateTime | None = Field(default=None, description="When it happened (e.g. when it was done, importing "
+                                "history); defaults to now.")
 
     @model_validator(mode="before")
     @classmethod
