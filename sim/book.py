@@ -33,7 +33,11 @@ _WORDS_A = ("Acme", "Blue", "Cedar", "Delta", "Ember", "Fjord", "Granite", "Harb
 _WORDS_B = ("Analytics", "Logistics", "Health", "Foods", "Systems", "Retail", "Energy", "Labs", "Media", "Finance")
 PROMISES = ("SSO", "CRM sync", "Custom report", "Admin training", "Data import", "SLA review")
 COMMITMENT_KINDS = ("integration", "customization", "training", "feature", "sla")
-WINDOW_BEFORE_RENEWAL = 14  # a driver must be visible this many days before a renewal to weigh on it
+WINDOW_BEFORE_RENEWAL = 30  # a driver must be visible this many days before a decision to weigh on it
+# Log-odds of churning: at a renewal, and each month in between (cancelling mid-term), plus each active driver.
+WEIGHTS = {"declining_usage": 4.2, "detractor": 3.9, "overdue_promises": 3.6, "slow_support": 3.4}
+RENEWAL_BASE = -4.0
+MONTHLY_BASE = -6.5
 
 
 @dataclass(frozen=True)
@@ -192,43 +196,42 @@ def _plant(a: SimAccount, rng: random.Random, start: dt.date, today: dt.date, dr
             a.drivers[name] = (onset, None)
 
 
-def _decide_churn(a: SimAccount, rng: random.Random, today: dt.date) -> list[tuple[dt.date, str, Decimal, Decimal]]:
-    """Walk the renewal dates: churn or renew (recovering from some drivers); returns the renewals."""
+def _decide_churn(a: SimAccount, rng: random.Random, start: dt.date, today: dt.date
+                  ) -> list[tuple[dt.date, str, Decimal, Decimal]]:
+    """Walk the months and the renewal dates: a monthly hazard of cancelling mid-term, and at each
+    renewal churn or renew (recovering from some drivers). Returns the renewals."""
     out: list[tuple[dt.date, str, Decimal, Decimal]] = []
-    weights = {"declining_usage": 2.4, "detractor": 2.0, "overdue_promises": 1.8, "slow_support": 1.6}
     arr = a.arr
     renewal = a.renewal_date
-    # Mid-term churn: two drivers active together for a while.
-    mid_term: dt.date | None = None
-    onsets = sorted(s[0] for s in a.drivers.values())
-    if len(onsets) >= 2 and rng.random() < 0.35:
-        mid_term = onsets[1] + dt.timedelta(days=rng.randint(45, 120))
-    while renewal <= today:
-        if mid_term is not None and mid_term < renewal and mid_term <= today and \
-                sum(a.active(d, mid_term) for d in DRIVERS) >= 2:
-            a.churned_on, a.churn_kind = mid_term, "mid_term"
-            return out
-        seen = renewal - dt.timedelta(days=WINDOW_BEFORE_RENEWAL)
-        score = -3.2 + sum(w for d, w in weights.items() if a.active(d, seen)) + rng.gauss(0, 0.6)
-        if rng.random() < 1 / (1 + math.exp(-score)):
-            out.append((renewal, "churned", arr, Decimal("0.00")))
-            a.churned_on, a.churn_kind = renewal, "renewal"
-            return out
-        after = (arr * Decimal(str(round(rng.uniform(0.95, 1.15), 2)))).quantize(Decimal("0.01"))
-        out.append((renewal, "renewed", arr, after))
-        arr = after
-        for d in DRIVERS:  # customer success saves some of them
-            span = a.drivers.get(d)
-            if span is not None and a.active(d, seen) and rng.random() < 0.6:
-                a.drivers[d] = (span[0], renewal + dt.timedelta(days=rng.randint(10, 40)))
-        renewal = _one_year_after(renewal)
-    if mid_term is not None and mid_term <= today and sum(a.active(d, mid_term) for d in DRIVERS) >= 2:
-        a.churned_on, a.churn_kind = mid_term, "mid_term"
+    day = max(a.contract_start, start) + dt.timedelta(days=30)
+    while day <= today:
+        if day >= renewal:
+            seen = renewal - dt.timedelta(days=WINDOW_BEFORE_RENEWAL)
+            score = RENEWAL_BASE + sum(w for d, w in WEIGHTS.items() if a.active(d, seen)) + rng.gauss(0, 0.6)
+            if rng.random() < 1 / (1 + math.exp(-score)):
+                out.append((renewal, "churned", arr, Decimal("0.00")))
+                a.churned_on, a.churn_kind = renewal, "renewal"
+                return out
+            after = (arr * Decimal(str(round(rng.uniform(0.95, 1.15), 2)))).quantize(Decimal("0.01"))
+            out.append((renewal, "renewed", arr, after))
+            arr = after
+            for d in DRIVERS:  # customer success saves some of them
+                span = a.drivers.get(d)
+                if span is not None and a.active(d, seen) and rng.random() < 0.6:
+                    a.drivers[d] = (span[0], renewal + dt.timedelta(days=rng.randint(10, 40)))
+            renewal = _one_year_after(renewal)
+        else:
+            seen = day - dt.timedelta(days=WINDOW_BEFORE_RENEWAL)
+            score = MONTHLY_BASE + sum(w for d, w in WEIGHTS.items() if a.active(d, seen))
+            if rng.random() < 1 / (1 + math.exp(-score)):
+                a.churned_on, a.churn_kind = day, "mid_term"
+                return out
+        day = min(day + dt.timedelta(days=30), renewal) if renewal > day else day + dt.timedelta(days=30)
     return out
 
 
 def simulate(*, accounts: int = 200, months: int = 18, seed: int = 7, today: dt.date | None = None,
-             users_per_account: int | None = None, driver_rate: float = 0.35) -> Book:
+             users_per_account: int | None = None, driver_rate: float = 0.2) -> Book:
     """A deterministic book of ``accounts`` over the ``months`` before ``today``.
 
     ``users_per_account`` fixes the number of users per account (default: about the seats, ~20 on
@@ -242,8 +245,9 @@ def simulate(*, accounts: int = 200, months: int = 18, seed: int = 7, today: dt.
     for i in range(1, accounts + 1):
         a = _new_account(i, rng, start, today, users_per_account)
         _plant(a, rng, start, today, driver_rate)
-        renewals = _decide_churn(a, rng, today)
         _promises(a, rng, today)
+        renewals = _decide_churn(a, rng, start, today)
+        _drop_deliveries_after_churn(a)
         end = a.churned_on or today  # facts stop at churn (exclusive) or today (exclusive)
         book.accounts.append(a)
         for day, outcome, before, after in renewals:
@@ -255,18 +259,32 @@ def simulate(*, accounts: int = 200, months: int = 18, seed: int = 7, today: dt.
 
 
 def _promises(a: SimAccount, rng: random.Random, today: dt.date) -> None:
+    """Kept promises are delivered by their due date; broken ones very late or never, and the driver
+    lasts while one is overdue."""
     broken = "overdue_promises" in a.drivers
     kept: list[Promise] = []
     for p in a.promises:
         if broken:
-            late = rng.random() < 0.5
-            delivered = _at(p.due_date + dt.timedelta(days=rng.randint(90, 200)), rng) if late else None
+            late = rng.random() < 0.3
+            delivered = _at(p.due_date + dt.timedelta(days=rng.randint(150, 300)), rng) if late else None
         else:
             delivered = _at(p.due_date - dt.timedelta(days=rng.randint(0, 20)), rng)
-        if delivered is not None and (delivered.date() >= today or (a.churned_on and delivered.date() >= a.churned_on)):
+        if delivered is not None and delivered.date() >= today:
             delivered = None
         kept.append(Promise(p.key, p.title, p.kind, p.due_date, delivered))
     a.promises = kept
+    if broken:
+        overdue = [p for p in kept if p.delivered_at is None or p.delivered_at.date() > p.due_date]
+        ends = [p.delivered_at.date() for p in overdue if p.delivered_at is not None]
+        onset = min(p.due_date for p in overdue)
+        a.drivers["overdue_promises"] = (onset, max(ends) if len(ends) == len(overdue) else None)
+
+
+def _drop_deliveries_after_churn(a: SimAccount) -> None:
+    if a.churned_on is None:
+        return
+    a.promises = [p if p.delivered_at is None or p.delivered_at.date() < a.churned_on
+                  else Promise(p.key, p.title, p.kind, p.due_date, None) for p in a.promises]
 
 
 def _lifecycle(a: SimAccount, rng: random.Random, start: dt.date, end: dt.date, book: Book) -> None:
@@ -276,9 +294,11 @@ def _lifecycle(a: SimAccount, rng: random.Random, start: dt.date, end: dt.date, 
     if a.churn_kind == "mid_term":
         assert a.churned_on is not None
         book.transitions.append(Transition(a.id, "churned", "cancelled mid-term", _at(a.churned_on, rng)))
+    # Touch cadence is the team's choice (tech-touch accounts see a CSM rarely), not a churn signal.
+    cadence = (14, 45) if rng.random() < 0.6 else (45, 120)
     day = max(a.contract_start, start) + dt.timedelta(days=rng.randint(3, 20))
     while day < end:
-        gap = rng.randint(14, 45) if not a.active("declining_usage", day) else rng.randint(30, 90)
+        gap = rng.randint(*cadence)
         kind = rng.choice(("check_in", "check_in", "training", "qbr"))
         book.touchpoints.append(Touchpoint(a.id, kind, _at(day, rng)))
         day += dt.timedelta(days=gap)
@@ -294,13 +314,14 @@ def _usage(a: SimAccount, rng: random.Random, first: dt.date, end: dt.date, book
             m = 0.4 + 0.6 * max(0.0, 1 - (onboarding_end - day).days / 90)
         span = a.drivers.get("declining_usage")
         if span is not None and a.active("declining_usage", day):
-            m *= max(0.08, 1 - (day - span[0]).days / 75)
+            m *= max(0.08, 1 - (day - span[0]).days / 50)
         if day.weekday() >= 5:
             m *= 0.25
         for user, p in zip(a.users, probs, strict=True):
-            if rng.random() < p * m:
-                feature = FEATURES[min(len(FEATURES) - 1, int(rng.expovariate(0.6)))]
-                book.usage.append((a.id, day, user, feature, 1 + int(rng.expovariate(1 / 6))))
+            # Three draws whatever happens: the random stream (so the book) does not depend on the weekday.
+            active, pick, qty = rng.random(), rng.expovariate(0.6), rng.expovariate(1 / 6)
+            if active < p * m:
+                book.usage.append((a.id, day, user, FEATURES[min(len(FEATURES) - 1, int(pick))], 1 + int(qty)))
 
 
 def _feedback(a: SimAccount, rng: random.Random, first: dt.date, end: dt.date, book: Book) -> None:
@@ -313,7 +334,7 @@ def _feedback(a: SimAccount, rng: random.Random, first: dt.date, end: dt.date, b
             else:
                 score = rng.choice((6, 7, 8, 8, 9, 9, 10, 10))
             book.surveys.append(Survey(a.id, "nps", score, f"{respondent}@customer.example", _at(day, rng)))
-        day += dt.timedelta(days=rng.randint(60, 110))
+        day += dt.timedelta(days=rng.randint(30, 75))
     n = 0
     day = first + dt.timedelta(days=rng.randint(1, 30))
     while day < end:

@@ -202,3 +202,50 @@ class HealthDirty(Base):
     __tablename__ = "health_dirty"
     account_id: Mapped[str] = mapped_column(String(ID), primary_key=True)
     marked_at: Mapped[dt.datetime]
+
+
+class FactHistory(Base):
+    """Every account fact as it arrived, with when it happened: what the churn-risk features read as of
+    a past date (the tables above keep only the latest values; a renewed account's moved renewal date
+    would otherwise leak its outcome). ``seq`` is the arrival order."""
+
+    __tablename__ = "fact_history"
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    event_id: Mapped[str] = mapped_column(String(200), unique=True)
+    account_id: Mapped[str] = mapped_column(String(ID), index=True)
+    kind: Mapped[str] = mapped_column(String(30))
+    at: Mapped[dt.datetime]
+    data: Mapped[dict[str, Any]]
+
+
+class RiskModel(Base):
+    """A trained churn-risk model: a standardised logistic regression kept as plain JSON."""
+
+    __tablename__ = "risk_models"
+    version: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    trained_at: Mapped[dt.datetime]
+    trained_by: Mapped[str | None] = mapped_column(String(100))
+    horizon_days: Mapped[int] = mapped_column(Integer)
+    features: Mapped[list[Any]]
+    params: Mapped[dict[str, Any]] = mapped_column(comment="coefficients, intercept, scaler means/scales, fill values")
+    backtest: Mapped[dict[str, Any]]
+
+
+class RiskScore(Base):
+    """The latest churn-risk score of an account, with the fields the worklist filters and orders by."""
+
+    __tablename__ = "risk_scores"
+    account_id: Mapped[str] = mapped_column(String(ID), primary_key=True)
+    probability: Mapped[float] = mapped_column(Float)
+    band: Mapped[str] = mapped_column(String(10))
+    drivers: Mapped[list[Any]]
+    model_version: Mapped[int] = mapped_column(Integer)
+    horizon_days: Mapped[int] = mapped_column(Integer)
+    as_of: Mapped[dt.datetime]
+    arr: Mapped[str | None] = mapped_column(String(40))
+    arr_at_risk: Mapped[float] = mapped_column(Float, index=True)
+    owner: Mapped[str | None] = mapped_column(String(320))
+    segment: Mapped[str | None] = mapped_column(String(100))
+    renewal_date: Mapped[dt.date | None]
+    previous_band: Mapped[str | None] = mapped_column(String(10))
+    previous_probability: Mapped[float | None] = mapped_column(Float)

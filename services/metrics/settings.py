@@ -35,3 +35,11 @@ class Settings(ServiceSettings):
         description="Event and survey times further than this in the future are refused (e.g. 1d, 36h).")
     # METRICS_MAX_EVENT_AGE (the oldest event and survey time accepted) is the shared `max_event_age`;
     # the shared settings keep dedup keys (DEDUP_RETENTION) at least that long.
+    risk_band_high: float = Field(default=0.5, gt=0, le=1, description="Churn probability from which the band is high.")
+    risk_band_medium: float = Field(default=0.2, gt=0, le=1, description="Churn probability from which it is medium.")
+    risk_snapshot_days: int = Field(default=7, ge=1, le=90, description="Days between training snapshots.")
+    risk_score_interval: float = Field(default=86400, gt=0, description="Seconds between scorings of every account.")
+    risk_retrain_interval: float = Field(
+        default=7 * 86400, gt=0, description="Seconds after which the current risk model is retrained (same horizon); "
+        "the first model is trained by an admin (POST /v1/risk-model/train).")
+    risk_check_interval: float = Field(default=60, gt=0, description="Seconds between checks of the risk schedule.")

@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.metrics.facts import history
 from services.metrics.facts import repository as repo
 from services.metrics.health import repository as health_repo
 from services.metrics.models import Account, Commitment, Opportunity, Renewal
@@ -31,6 +32,8 @@ from shared.events.registry import (
     parse_data,
 )
 
+# The account facts the churn-risk features read as of a date (kept with when they changed).
+HISTORY_FIELDS = ("stage", "owner", "segment", "seats", "arr", "contract_start", "renewal_date")
 ACCOUNT_FIELDS = ("name", "stage", "owner", "segment", "seats", "currency", "contract_start", "renewal_date",
                   "planned_go_live")
 
@@ -94,6 +97,8 @@ async def apply_fact(session: AsyncSession, event: CloudEvent) -> None:
             account.created_at = _earliest(account.created_at, at)
         if p.stage == "churned":
             account.churned_at = _earliest(account.churned_at, at)
+        await history.record(session, event_id=event.id, account_id=account_id, kind="account", at=at,
+                             data={k: facts.get(k) for k in HISTORY_FIELDS})
     elif name == "account.stage_changed":
         p = _parse(event, StageChanged)
         account_id = p.account_id
@@ -102,6 +107,8 @@ async def apply_fact(session: AsyncSession, event: CloudEvent) -> None:
         account.updated_at = utcnow()
         if p.to_stage == "churned":
             account.churned_at = _earliest(account.churned_at, at)
+        await history.record(session, event_id=event.id, account_id=account_id, kind="stage", at=at,
+                             data={"to": p.to_stage})
     elif name == "handoff.accepted":
         p = _parse(event, HandoffPayload)
         account_id = p.account.external_id
@@ -114,16 +121,23 @@ async def apply_fact(session: AsyncSession, event: CloudEvent) -> None:
             if await repo.get_commitment(session, c.id) is None:
                 session.add(Commitment(commitment_id=c.id, account_id=account_id, handoff_id=p.handoff_id,
                                        title=c.title, status=c.status, due_date=c.due_date, updated_at=utcnow()))
+        await history.record(session, event_id=event.id, account_id=account_id, kind="handoff", at=at, data={
+            **{k: facts.get(k) for k in HISTORY_FIELDS},
+            "commitments": [{"id": c.id, "status": c.status, "due_date": c.due_date} for c in p.commitments]})
     elif name == "commitment.updated":
         p = _parse(event, CommitmentUpdated)
         account_id = str((p.model_extra or {}).get("account_id") or event.subject)
         await _commitment(session, account_id, p, at)
+        await history.record(session, event_id=event.id, account_id=account_id, kind="commitment", at=at, data={
+            "id": p.commitment_id, "status": p.status, "due_date": p.due_date, "delivered_at": p.delivered_at})
     elif name == "onboarding.completed":
         p = _parse(event, OnboardingCompleted)
         account_id = p.account_id
         account = await _account(session, p.account_id)
         account.onboarding_completed_at = _earliest(account.onboarding_completed_at, p.completed_at)
         _set_facts(account, {"planned_go_live": p.planned_go_live, "contract_start": p.contract_start})
+        await history.record(session, event_id=event.id, account_id=account_id, kind="onboarding",
+                             at=p.completed_at, data={"completed_at": p.completed_at})
     elif name == "touchpoint.logged":
         p = _parse(event, TouchpointLogged)
         account_id = p.account_id
@@ -131,14 +145,21 @@ async def apply_fact(session: AsyncSession, event: CloudEvent) -> None:
         if account.last_touchpoint_at is None or p.at > account.last_touchpoint_at:
             account.last_touchpoint_at = p.at
         account.updated_at = utcnow()
+        await history.record(session, event_id=event.id, account_id=account_id, kind="touchpoint", at=p.at,
+                             data={"kind": p.kind})
     elif name == "renewal.window_entered":
         p = _parse(event, RenewalWindowEntered)
         account_id = p.account_id
         _set_facts(await _account(session, p.account_id), {"renewal_date": p.renewal_date})
+        await history.record(session, event_id=event.id, account_id=account_id, kind="account", at=at,
+                             data={"renewal_date": p.renewal_date})
     elif name == "renewal.recorded":
         p = _parse(event, RenewalRecorded)
         account_id = p.account_id
         await _renewal(session, p, (p.model_extra or {}).get("currency"), at)
+        await history.record(session, event_id=event.id, account_id=account_id, kind="renewal", at=at, data={
+            "outcome": p.outcome, "renewal_date": p.renewal_date or at.date(), "arr_before": p.arr_before,
+            "arr_after": p.arr_after, "next_renewal_date": (p.model_extra or {}).get("next_renewal_date")})
     elif name == "opportunity.updated":
         p = _parse(event, OpportunityUpdated)
         account_id = p.account_id
