@@ -18,6 +18,7 @@ from shared.events.registry import (
     CommitmentUpdated,
     HandoffPayload,
     HealthChanged,
+    RiskChanged,
     parse_data,
 )
 
@@ -30,6 +31,8 @@ def make_handler(settings: Settings) -> EventHandler:
             await accounts.apply_handoff(session, event, parse_data(event, HandoffPayload), settings=settings)
         elif event.type == "postsales.health.changed":
             await accounts.apply_health(session, event, parse_data(event, HealthChanged))
+        elif event.type == "postsales.risk.changed":
+            await accounts.apply_risk(session, event, parse_data(event, RiskChanged))
         elif event.type == "postsales.commitment.updated":
             c = parse_data(event, CommitmentUpdated)
             account_id = str(event.data.get("account_id") or event.subject)

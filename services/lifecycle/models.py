@@ -192,6 +192,19 @@ class AccountHealth(Base):
     factors: Mapped[list[Any]]
 
 
+class AccountRisk(Base):
+    """The latest churn risk from metrics (``risk.changed``); like health, it may arrive first."""
+
+    __tablename__ = "account_risk"
+
+    account_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    probability: Mapped[float] = mapped_column(Float)
+    band: Mapped[str] = mapped_column(String(10), index=True)
+    as_of: Mapped[dt.datetime]
+    event_id: Mapped[str] = mapped_column(String(200))
+    drivers: Mapped[list[Any]]
+
+
 class TimelineEntry(Base):
     __tablename__ = "timeline"
     __table_args__ = (Index("ix_timeline_account_id_occurred_at", "account_id", "occurred_at"),)

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.lifecycle.models import Account, AccountHealth, StageChange
+from services.lifecycle.models import Account, AccountHealth, AccountRisk, StageChange
 from shared.http import keyset_page
 
 
@@ -70,6 +70,18 @@ async def health_for(session: AsyncSession, account_ids: Sequence[str]) -> dict[
         return {}
     rows = await session.execute(select(AccountHealth).where(AccountHealth.account_id.in_(account_ids)))
     return {h.account_id: h for h in rows.scalars()}
+
+
+async def risk_for(session: AsyncSession, account_ids: Sequence[str]) -> dict[str, AccountRisk]:
+    if not account_ids:
+        return {}
+    rows = await session.execute(select(AccountRisk).where(AccountRisk.account_id.in_(account_ids)))
+    return {r.account_id: r for r in rows.scalars()}
+
+
+async def get_risk(session: AsyncSession, account_id: str) -> AccountRisk | None:
+    stmt = select(AccountRisk).where(AccountRisk.account_id == account_id).with_for_update()
+    return (await session.execute(stmt)).scalar_one_or_none()
 
 
 async def get_health(session: AsyncSession, account_id: str, *, lock: bool = False) -> AccountHealth | None:

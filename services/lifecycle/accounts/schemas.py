@@ -108,6 +108,14 @@ class HealthOut(BaseModel):
     as_of: dt.datetime = Field(examples=["2026-03-02T06:00:00Z"])
 
 
+class RiskOut(BaseModel):
+    """The latest churn risk from the metrics service (its drivers: `GET /v1/accounts/{id}/risk` there)."""
+
+    band: Literal["low", "medium", "high"] = Field(examples=["medium"])
+    probability: float = Field(ge=0, le=1, examples=[0.31])
+    as_of: dt.datetime = Field(examples=["2026-03-02T06:00:00Z"])
+
+
 class AccountOut(BaseModel):
     """A customer account."""
 
@@ -134,6 +142,7 @@ class AccountOut(BaseModel):
     crm_opportunity_id: str | None
     onboarding: OnboardingOut | None = Field(description="Null when the account has no onboarding plan.")
     health: HealthOut | None
+    risk: RiskOut | None = None
     stage_changed_at: dt.datetime
     created_at: dt.datetime
     updated_at: dt.datetime

@@ -11,10 +11,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.lifecycle.accounts import repository as repo
-from services.lifecycle.accounts.schemas import AccountCreate, AccountOut, AccountUpdate, HealthOut
+from services.lifecycle.accounts.schemas import AccountCreate, AccountOut, AccountUpdate, HealthOut, RiskOut
 from services.lifecycle.common import allowed_targets
 from services.lifecycle.events import emit, record
-from services.lifecycle.models import Account, AccountHealth, StageChange, quantize_money
+from services.lifecycle.models import Account, AccountHealth, AccountRisk, StageChange, quantize_money
 from services.lifecycle.onboarding import service as onboarding
 from services.lifecycle.settings import Settings
 from services.lifecycle.tasks import repository as tasks_repo
@@ -22,7 +22,7 @@ from shared.db import utcnow
 from shared.errors import Conflict, Unprocessable
 from shared.events import CloudEvent
 from shared.events.consumer import PermanentError
-from shared.events.registry import HandoffPayload, HealthChanged
+from shared.events.registry import HandoffPayload, HealthChanged, RiskChanged
 
 ACCOUNT_FIELDS = ("name", "segment", "plan", "owner", "seats", "arr", "currency", "contract_start", "renewal_date")
 
@@ -39,6 +39,7 @@ async def views(session: AsyncSession, accounts: Sequence[Account], *, today: dt
                 settings: Settings) -> list[AccountOut]:
     ids = [a.id for a in accounts]
     health = await repo.health_for(session, ids)
+    risk = await repo.risk_for(session, ids)
     plans = await tasks_repo.plan_tasks(session, ids)
     out = []
     for a in accounts:
@@ -49,9 +50,16 @@ async def views(session: AsyncSession, accounts: Sequence[Account], *, today: dt
             renewal_date=a.renewal_date, handoff_id=a.handoff_id, crm_opportunity_id=a.crm_opportunity_id,
             onboarding=onboarding.summarize(a, plans[a.id], today=today, settings=settings),
             health=HealthOut(score=h.score, band=h.band, as_of=h.as_of) if h else None,
+            risk=_risk_out(risk.get(a.id)),
             stage_changed_at=a.stage_changed_at, created_at=a.created_at, updated_at=a.updated_at,
         ))
     return out
+
+
+def _risk_out(r: AccountRisk | None) -> RiskOut | None:
+    if r is None or r.band not in ("low", "medium", "high"):
+        return None
+    return RiskOut(band=r.band, probability=r.probability, as_of=r.as_of)
 
 
 async def view(session: AsyncSession, account: Account, *, today: dt.date, settings: Settings) -> AccountOut:
@@ -228,4 +236,24 @@ async def apply_health(session: AsyncSession, event: CloudEvent, health: HealthC
     elif current.as_of <= event.time:
         current.score, current.band, current.as_of = health.new_score, health.new_band, event.time
         current.event_id, current.factors = event.id, health.factors
+    await session.flush()
+
+
+async def apply_risk(session: AsyncSession, event: CloudEvent, risk: RiskChanged) -> None:
+    """Keep the latest churn risk per account (by event time: a late, older event does not win); band
+    changes go on the timeline (an account's first score too, marked as such)."""
+    account_id = risk.account_id or event.subject
+    first = risk.old_band is None
+    record(session, account_id=account_id, type=event.type, occurred_at=event.time, event_id=event.id,
+           summary=(f"Churn risk {risk.new_band} ({risk.new_probability:.0%})" if first else
+                    f"Churn risk {risk.old_band} → {risk.new_band} ({risk.new_probability:.0%})"),
+           data=event.data)
+    current = await repo.get_risk(session, account_id)
+    drivers = [d.model_dump() for d in risk.drivers]
+    if current is None:
+        session.add(AccountRisk(account_id=account_id, probability=risk.new_probability, band=risk.new_band,
+                                as_of=event.time, event_id=event.id, drivers=drivers))
+    elif current.as_of <= event.time:
+        current.probability, current.band, current.as_of = risk.new_probability, risk.new_band, event.time
+        current.event_id, current.drivers = event.id, drivers
     await session.flush()
