@@ -20,6 +20,7 @@ from services.metrics.models import RiskModel
 from services.metrics.risk import repository as risk_repo
 from services.metrics.risk import service as risk_service
 from services.metrics.risk.features import end_of, features_at
+from services.metrics.risk.scheduler import risk_pass
 from services.metrics.usage.envelope import decode_usage
 from services.metrics.usage.service import apply_usage_batch
 from shared.db import utcnow
@@ -189,6 +190,14 @@ async def test_backtest_beats_the_health_score_and_drivers_are_the_planted_ones(
         assert len([e for e in await kafka.events(METRICS_TOPIC, settle=0.3)
                     if e.type == "postsales.risk.changed"]) == len(active) + len(moved)
 
+        # The schedule: nothing to do within a day of the last scoring, a rescoring after a day, a
+        # retraining (same horizon, a new version) once the model is older than the retrain interval.
+        assert await risk_pass(svc.ctx, now=utcnow() + dt.timedelta(hours=1)) is None
+        assert await risk_pass(svc.ctx, now=utcnow() + dt.timedelta(days=1, minutes=1)) == "scored"
+        assert await risk_pass(svc.ctx, now=utcnow() + dt.timedelta(days=8)) == "retrained"
+        versions = (await svc.client.get("/v1/risk-model/versions")).json()["items"]
+        assert [v["version"] for v in versions] == [2, 1] and versions[0]["trained_by"] == "schedule"
+
 
 async def test_before_any_model_nulls_with_a_reason_and_404_only_for_unknown_accounts(service: Any) -> None:
     now = utcnow()
@@ -208,6 +217,7 @@ async def test_before_any_model_nulls_with_a_reason_and_404_only_for_unknown_acc
         assert (await svc.client.get("/v1/risk-model")).json()["version"] is None
         assert (await svc.client.get("/v1/risk-model/versions")).json() == {"items": []}
         assert (await svc.client.post("/v1/risk-model/score")).json()["scored"] == 0
+        assert await risk_pass(svc.ctx) is None  # the first model is an admin's decision
 
 
 async def test_too_few_churned_accounts_is_a_422_that_says_so(service: Any) -> None:
