@@ -9,6 +9,7 @@ Measures, for N pre-built usage events (already serialised: no side pays for bui
      the way: the database path's own ceiling;
   5. ``POST /v1/events`` in batches of 1000 from 4 concurrent clients (httpx over ASGI, the real
      app) until every request is answered 202, i.e. every event acknowledged by the broker.
+  6. per database: churn-risk training and scoring time on a full-size simulated book (bench/risk.py).
 Bare figures are the median of three runs. Prints each rate and the service/bare ratios (target >= 0.5).
 Consumer clocks start when the group has its partitions (joining a group is a fixed cost of seconds,
 not throughput).
@@ -38,6 +39,7 @@ from aiokafka import AIOKafkaConsumer
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
+from bench.risk import report, risk_bench
 from deploy.pgcheck import reachable
 from services.metrics.app import MIGRATIONS, create_app
 from services.metrics.models import UsageDaily
@@ -222,7 +224,15 @@ def line(label: str, rate: float, base: float | None = None) -> str:
     return f"  {label:<58} {rate:>10,.0f} ev/s{ratio}"
 
 
-async def main(n: int) -> None:
+async def risk_section(backend: str, bootstrap: str, workdir: Path, accounts: int) -> None:
+    async with database(backend, workdir) as url, running(url, bootstrap, f"r{uuid.uuid4().hex[:6]}.", workdir,
+                                                          run_consumers=False, run_relay=False,
+                                                          health_interval=3600, risk_check_interval=3600) as (_, ctx):
+        for text in report(backend, await risk_bench(ctx, accounts, 18)):
+            print(text)
+
+
+async def main(n: int, *, risk_accounts: int = 200, risk_only: bool = False) -> None:
     backends = ["sqlite"] + (["postgresql"] if await reachable(PG_URL) else [])
     events = build_events(n)
     results: dict[str, dict[str, float]] = {}
@@ -231,7 +241,7 @@ async def main(n: int) -> None:
         bootstrap = broker.bootstrap
         print(f"metrics bench: {n:,} usage events, embedded broker {bootstrap}, {PARTITIONS} partitions, "
               f"backends: {', '.join(backends)}")
-        for backend in backends:
+        for backend in backends if not risk_only else []:
             # A fresh topic prefix per backend: the service's consumer group starts from offset 0 again.
             source = f"b{uuid.uuid4().hex[:6]}."
             await topics_for(bootstrap, source)
@@ -266,10 +276,14 @@ async def main(n: int) -> None:
             print(f"  {backend:<10} consumer drain {r['service'] / r['drain']:.2f} "
                   f"(vs drain + json.loads {r['service'] / r['drain_json']:.2f})   "
                   f"HTTP ingest {r['ingest'] / r['produce']:.2f}")
+        for backend in backends:
+            await risk_section(backend, bootstrap, workdir, risk_accounts)
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--events", type=int, default=50_000, help="number of usage events (default 50000)")
+    parser.add_argument("--risk-accounts", type=int, default=200, help="accounts in the churn-risk book (200)")
+    parser.add_argument("--risk-only", action="store_true", help="run only the churn-risk section")
     args = parser.parse_args()
-    asyncio.run(main(args.events))
+    asyncio.run(main(args.events, risk_accounts=args.risk_accounts, risk_only=args.risk_only))
