@@ -194,6 +194,9 @@ class RiskChanged(Payload):
     new_probability: float = Field(ge=0, le=1)
     drivers: list[RiskDriver] = Field(default_factory=list)
     model_version: int | None = None
+    horizon_days: int | None = None
+    initial: bool = Field(default=False, description="The account's first score (old_band is null): rules that "
+                          "should act only on a change match data.old_band exists.")
 
 
 class PlaybookRunPayload(Payload):
