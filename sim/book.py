@@ -38,6 +38,8 @@ WINDOW_BEFORE_RENEWAL = 30  # a driver must be visible this many days before a d
 WEIGHTS = {"declining_usage": 4.2, "detractor": 3.9, "overdue_promises": 3.6, "slow_support": 3.4}
 RENEWAL_BASE = -4.0
 MONTHLY_BASE = -6.5
+# Small customers leave more easily than large ones, whatever their signals (the health score cannot see it).
+SEGMENT_OFFSET = {"enterprise": -1.2, "mid_market": 0.0, "smb": 0.9}
 
 
 @dataclass(frozen=True)
@@ -167,7 +169,9 @@ def _new_account(i: int, rng: random.Random, start: dt.date, today: dt.date, use
             segment, seats_range, price = name, sr, p
             break
     seats = rng.randint(*seats_range)
-    n_users = users_per_account or max(3, round(seats * rng.uniform(0.7, 1.0)))
+    # Large customers buy ahead of adoption: more seats than users (low utilization, not a churn signal).
+    shelf = (0.45, 0.9) if segment == "enterprise" else (0.7, 1.0)
+    n_users = users_per_account or max(3, round(seats * rng.uniform(*shelf)))
     aid = f"sim-{i:04d}"
     contract_start = start + dt.timedelta(days=rng.randint(-300, max(1, (today - start).days - 150)))
     arr = Decimal(round(seats * price * rng.uniform(0.8, 1.25), -2)).quantize(Decimal("0.01"))
@@ -207,7 +211,8 @@ def _decide_churn(a: SimAccount, rng: random.Random, start: dt.date, today: dt.d
     while day <= today:
         if day >= renewal:
             seen = renewal - dt.timedelta(days=WINDOW_BEFORE_RENEWAL)
-            score = RENEWAL_BASE + sum(w for d, w in WEIGHTS.items() if a.active(d, seen)) + rng.gauss(0, 0.6)
+            score = RENEWAL_BASE + SEGMENT_OFFSET[a.segment] + rng.gauss(0, 0.6) + \
+                sum(w for d, w in WEIGHTS.items() if a.active(d, seen))
             if rng.random() < 1 / (1 + math.exp(-score)):
                 out.append((renewal, "churned", arr, Decimal("0.00")))
                 a.churned_on, a.churn_kind = renewal, "renewal"
@@ -222,7 +227,7 @@ def _decide_churn(a: SimAccount, rng: random.Random, start: dt.date, today: dt.d
             renewal = _one_year_after(renewal)
         else:
             seen = day - dt.timedelta(days=WINDOW_BEFORE_RENEWAL)
-            score = MONTHLY_BASE + sum(w for d, w in WEIGHTS.items() if a.active(d, seen))
+            score = MONTHLY_BASE + SEGMENT_OFFSET[a.segment] + sum(w for d, w in WEIGHTS.items() if a.active(d, seen))
             if rng.random() < 1 / (1 + math.exp(-score)):
                 a.churned_on, a.churn_kind = day, "mid_term"
                 return out

@@ -15,7 +15,7 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression  # type: ignore[import-untyped]
 from sklearn.metrics import brier_score_loss, roc_auc_score  # type: ignore[import-untyped]
 
-C = 0.03  # L2 strength: correlated features (a health component and its raw measure) share the credit
+C = 0.05  # L2 strength: correlated features (a health component and its raw measure) share the credit
 
 
 @dataclass
