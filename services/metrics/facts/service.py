@@ -15,6 +15,7 @@ from services.metrics.facts import history
 from services.metrics.facts import repository as repo
 from services.metrics.health import repository as health_repo
 from services.metrics.models import Account, Commitment, Opportunity, Renewal
+from services.metrics.risk import repository as risk_repo
 from shared.db import utcnow
 from shared.events.consumer import PermanentError
 from shared.events.envelope import CloudEvent, InvalidEvent
@@ -34,6 +35,7 @@ from shared.events.registry import (
 
 # The account facts the churn-risk features read as of a date (kept with when they changed).
 HISTORY_FIELDS = ("stage", "owner", "segment", "seats", "arr", "contract_start", "renewal_date")
+CHURN_EVENTS = ("account.created", "account.updated", "account.stage_changed", "renewal.recorded")
 ACCOUNT_FIELDS = ("name", "stage", "owner", "segment", "seats", "currency", "contract_start", "renewal_date",
                   "planned_go_live")
 
@@ -168,6 +170,10 @@ async def apply_fact(session: AsyncSession, event: CloudEvent) -> None:
         return  # other lifecycle/handoff events carry nothing metrics needs
     await session.flush()
     await health_repo.mark_dirty(session, [account_id])
+    if name in CHURN_EVENTS:
+        churned = await repo.get_account(session, account_id)
+        if churned is not None and churned.churned_at is not None:
+            await risk_repo.drop_score(session, account_id)  # off the at-risk worklist at once
 
 
 async def _commitment(session: AsyncSession, account_id: str, p: CommitmentUpdated, at: dt.datetime) -> None:

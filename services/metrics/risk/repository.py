@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import func, select, union
+from sqlalchemy import delete, func, select, union
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import QueryableAttribute
 
@@ -107,9 +107,8 @@ async def scores_for(session: AsyncSession, account_ids: Sequence[str]) -> dict[
     return {s.account_id: s for s in rows.scalars().all()}
 
 
-async def drop_scores(session: AsyncSession, account_ids: Sequence[str]) -> None:
-    for s in (await scores_for(session, account_ids)).values():
-        await session.delete(s)
+async def drop_score(session: AsyncSession, account_id: str) -> None:
+    await session.execute(delete(RiskScore).where(RiskScore.account_id == account_id))
 
 
 async def last_scored_at(session: AsyncSession) -> dt.datetime | None:
