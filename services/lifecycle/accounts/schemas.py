@@ -157,7 +157,8 @@ class TransitionIn(BaseModel):
     to: Stage
     reason: str | None = Field(default=None, max_length=2000)
     actor: str | None = Field(default=None, max_length=200, description="Who decided; defaults to the API key id.")
-    at: DateTime | None = Field(default=None, description="When it happened (importing history); defaults to now.")
+    at: DateTime | None = Field(default=None, description="When it happened (importing history); defaults to now. "
+                                "At most a day ahead and three years back.")
 
 
 class StageChangeOut(BaseModel):

@@ -31,7 +31,8 @@ class RenewalCreate(BaseModel):
     new_renewal_date: Date | None = Field(default=None, description="Renewed: the next one; default +1 year.")
     notes: str | None = Field(default=None, max_length=20_000)
     actor: str | None = Field(default=None, max_length=200)
-    at: DateTime | None = Field(default=None, description="When it was decided (importing history); defaults to now.")
+    at: DateTime | None = Field(default=None, description="When it was decided (importing history); defaults to now. "
+                                "At most a day ahead and three years back.")
 
 
 class RenewalOut(BaseModel):

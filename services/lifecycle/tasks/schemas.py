@@ -38,7 +38,7 @@ class TaskUpdate(BaseModel):
     owner: str | None = Field(default=None, max_length=200)
     due_date: Date | None = None
     at: DateTime | None = Field(default=None, description="When it happened (e.g. when it was done, importing "
-                                "history); defaults to now.")
+                                "history); defaults to now. At most a day ahead and three years back.")
 
     @model_validator(mode="before")
     @classmethod
