@@ -6,15 +6,17 @@ import asyncio
 from pathlib import Path
 
 from fastapi import FastAPI
+from prometheus_client import Counter
 
 from services.notifier.alerts.endpoints import router as alerts_router
 from services.notifier.alerts.service import Engine
 from services.notifier.channels.endpoints import router as channels_router
 from services.notifier.consumers import consumer_specs
 from services.notifier.context import Notifier
-from services.notifier.crypto import SecretBox, load_key
+from services.notifier.crypto import SecretBox, load_keys
 from services.notifier.deliveries.endpoints import router as deliveries_router
 from services.notifier.models import infra
+from services.notifier.outbound import Resolver
 from services.notifier.rules.endpoints import router as rules_router
 from services.notifier.scheduler import LOOPS
 from services.notifier.settings import Settings
@@ -40,8 +42,14 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
 
     async def on_startup(ctx: ServiceContext[Settings]) -> Notifier:
         key = s.secret_key.get_secret_value() if s.secret_key else None
-        return Notifier(box=SecretBox(load_key(key, s.postsales_data_dir)),
-                        engine=Engine(settings=s, outbox=ctx.outbox, wake_deliveries=asyncio.Event()))
+        registry = ctx.metrics.registry
+        return Notifier(
+            box=SecretBox(load_keys(key, s.postsales_data_dir)),
+            engine=Engine(settings=s, outbox=ctx.outbox, wake_deliveries=asyncio.Event()), resolver=Resolver(),
+            purged_rows=Counter("notifier_purged_rows", "Rows deleted by the notifier's retention purge",
+                                ["table"], registry=registry),
+            reencrypted=Counter("notifier_secrets_reencrypted",
+                                "Channel secrets re-encrypted under the current key", registry=registry))
 
     definition = ServiceDefinition(
         name="notifier",

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import Boolean, Index, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from shared.db import TYPE_ANNOTATION_MAP, infra_tables, service_metadata
+from shared.db import TYPE_ANNOTATION_MAP, JSONType, infra_tables, service_metadata
 
 
 class Base(DeclarativeBase):
@@ -47,7 +47,8 @@ class Rule(Base):
     group_wait: Mapped[str] = mapped_column(String(20))
     repeat_interval: Mapped[str] = mapped_column(String(20))
     escalation: Mapped[dict[str, Any] | None]
-    resolve_when: Mapped[dict[str, Any] | None]
+    # One ``{event_type, conditions, scope}`` object or a list of them.
+    resolve_when: Mapped[Any] = mapped_column(JSONType, nullable=True)
     inhibits: Mapped[dict[str, Any] | None]
     lang: Mapped[str | None] = mapped_column(String(5))
     summary: Mapped[dict[str, Any] | None]
@@ -79,6 +80,7 @@ class Alert(Base):
     __table_args__ = (
         Index("ix_alerts_status_next_notify_at", "status", "next_notify_at"),
         Index("ix_alerts_created_at_id", "created_at", "id"),
+        Index("ix_alerts_status_resolved_at", "status", "resolved_at"),
     )
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     fingerprint: Mapped[str] = mapped_column(String(64), index=True)
@@ -101,6 +103,7 @@ class Alert(Base):
     escalated_at: Mapped[dt.datetime | None]
     acknowledged_at: Mapped[dt.datetime | None]
     acknowledged_by: Mapped[str | None] = mapped_column(String(200))
+    acknowledged_note: Mapped[str | None] = mapped_column(Text)
     resolved_at: Mapped[dt.datetime | None]
     resolved_by: Mapped[str | None] = mapped_column(String(200))
     resolution: Mapped[str | None] = mapped_column(Text)
@@ -127,6 +130,7 @@ class Delivery(Base):
     __table_args__ = (
         Index("ix_deliveries_status_next_attempt_at", "status", "next_attempt_at"),
         Index("ix_deliveries_created_at_id", "created_at", "id"),
+        Index("ix_deliveries_status_updated_at", "status", "updated_at"),
     )
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     alert_id: Mapped[str] = mapped_column(String(36), index=True)

@@ -11,15 +11,19 @@ import aiosmtplib
 import httpx
 from standardwebhooks import Webhook
 
+from services.notifier.outbound import MAX_RESPONSE_BYTES, is_blocked
+
 USER_AGENT = "postsales-notifier/0.1"
 
 
 class SendError(Exception):
-    """The target refused or could not be reached; ``status_code`` when it answered."""
+    """The target refused or could not be reached; ``status_code`` when it answered; ``permanent``
+    when retrying cannot help (e.g. the target is on a refused address)."""
 
-    def __init__(self, message: str, status_code: int | None = None) -> None:
+    def __init__(self, message: str, status_code: int | None = None, *, permanent: bool = False) -> None:
         super().__init__(message)
         self.status_code = status_code
+        self.permanent = permanent
 
 
 def webhook_body(event_type: str, data: dict[str, Any], at: dt.datetime) -> str:
@@ -54,15 +58,32 @@ def slack_blocks(message: dict[str, str], fields: dict[str, str]) -> dict[str, A
 
 async def send_http(client: httpx.AsyncClient, url: str, body: str, headers: dict[str, str],
                     timeout: float) -> int:
+    """POST ``body``; redirects are not followed (a 3xx is a failure) and at most
+    :data:`outbound.MAX_RESPONSE_BYTES` of the answer are read."""
+    request = client.build_request("POST", url, content=body.encode(), timeout=timeout, headers={
+        "content-type": "application/json", "user-agent": USER_AGENT, **headers})
     try:
-        resp = await client.post(url, content=body.encode(), timeout=timeout, headers={
-            "content-type": "application/json", "user-agent": USER_AGENT, **headers})
+        resp = await client.send(request, stream=True, follow_redirects=False)
+        try:
+            head = b""
+            if not 200 <= resp.status_code < 300:
+                async for chunk in resp.aiter_raw():
+                    head += chunk
+                    if len(head) >= MAX_RESPONSE_BYTES:
+                        break
+        finally:
+            await resp.aclose()
     except httpx.TimeoutException:
         raise SendError(f"timed out after {timeout:g}s") from None
     except httpx.HTTPError as exc:
+        if is_blocked(exc):
+            raise SendError(str(exc), permanent=True) from None
         raise SendError(f"{type(exc).__name__}: {exc}") from None
     if not 200 <= resp.status_code < 300:
-        raise SendError(f"HTTP {resp.status_code}: {resp.text[:200]}", resp.status_code)
+        where = f" (redirect to {resp.headers.get('location', '?')[:200]} not followed)" \
+            if 300 <= resp.status_code < 400 else ""
+        text = head[:200].decode("utf-8", "replace")
+        raise SendError(f"HTTP {resp.status_code}{where}: {text}", resp.status_code)
     return resp.status_code
 
 
@@ -89,7 +110,7 @@ def effective_smtp(config: dict[str, Any], settings: Any) -> dict[str, Any]:
     """The channel's SMTP overrides on top of the service's SMTP_* settings."""
     own = config.get("smtp") or {}
     return {
-        "host": own.get("host") or settings.smtp_host,
+        "host": own.get("host") or settings.smtp_host or "",
         "port": own.get("port") or settings.smtp_port,
         "tls": own.get("tls") or settings.smtp_tls,
         "from_address": own.get("from_address") or settings.smtp_from,

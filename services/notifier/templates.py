@@ -13,6 +13,10 @@ from jinja2 import TemplateError, Undefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 LANGS = ("en", "ja")
+# The type names on the alerts topic; webhooks carry the same (one name per concept).
+ALERT_FIRED = "postsales.alert.fired"
+ALERT_RESOLVED = "postsales.alert.resolved"
+TEST_EVENT_TYPE = "postsales.alert.test"
 
 _env = ImmutableSandboxedEnvironment(autoescape=False, undefined=Undefined, trim_blocks=True, lstrip_blocks=True)
 
@@ -38,30 +42,29 @@ _TITLES = {
     },
 }
 
-_BODIES = {
-    "en": (
-        "{% if reason == 'test' %}This channel is configured correctly.{% else %}"
-        "Account: {{ account.name or subject }} ({{ subject }})\n"
-        "Rule: {{ rule }} · severity {{ severity }} · status {{ status }}\n"
+# One template per line; a line that renders empty is left out, so no two facts run together.
+# ``{data}`` marks where the event's scalar fields go, one per line.
+_BODY_LINES = {
+    "en": [
+        "Account: {{ account.name or subject }} ({{ subject }})",
+        "Rule: {{ rule }} · severity {{ severity }} · status {{ status }}",
         "{% if account.health_band %}Health: {{ account.health_band }}"
-        "{% if account.health_score is not none %} ({{ account.health_score }}){% endif %}\n{% endif %}"
-        "Event: {{ event.type }} at {{ event.time }} ({{ event_count }} so far)\n"
-        "{% for k, v in event.data.items() %}{% if v is not mapping and v is not sequence or v is string %}"
-        "  {{ k }}: {{ v }}\n{% endif %}{% endfor %}"
-        "Open the account: {{ link }}{% endif %}"
-    ),
-    "ja": (
-        "{% if reason == 'test' %}このチャネルは正しく設定されています。{% else %}"
-        "アカウント: {{ account.name or subject }} ({{ subject }})\n"
-        "ルール: {{ rule }} ・ 重要度 {{ severity }} ・ 状態 {{ status }}\n"
+        "{% if account.health_score is not none %} ({{ account.health_score }}){% endif %}{% endif %}",
+        "Event: {{ event.type }} at {{ event.time }} ({{ event_count }} so far)",
+        "{data}",
+        "Open the account: {{ link }}",
+    ],
+    "ja": [
+        "アカウント: {{ account.name or subject }} ({{ subject }})",
+        "ルール: {{ rule }} ・ 重要度 {{ severity }} ・ 状態 {{ status }}",
         "{% if account.health_band %}ヘルス: {{ account.health_band }}"
-        "{% if account.health_score is not none %} ({{ account.health_score }}){% endif %}\n{% endif %}"
-        "イベント: {{ event.type }} ({{ event.time }}、累計 {{ event_count }} 件)\n"
-        "{% for k, v in event.data.items() %}{% if v is not mapping and v is not sequence or v is string %}"
-        "  {{ k }}: {{ v }}\n{% endif %}{% endfor %}"
-        "アカウントを開く: {{ link }}{% endif %}"
-    ),
+        "{% if account.health_score is not none %} ({{ account.health_score }}){% endif %}{% endif %}",
+        "イベント: {{ event.type }} ({{ event.time }}、累計 {{ event_count }} 件)",
+        "{data}",
+        "アカウントを開く: {{ link }}",
+    ],
 }
+_TEST_BODY = {"en": "This channel is configured correctly.", "ja": "このチャネルは正しく設定されています。"}
 _LINK_LABEL = {"en": "Open account", "ja": "アカウントを開く"}
 
 
@@ -85,13 +88,27 @@ def render_summary(templates: dict[str, Any] | None, lang: str, context: dict[st
     return _render(chosen, context)
 
 
+def _body(lang: str, reason: str, ctx: dict[str, Any]) -> str:
+    if reason == "test":
+        return _TEST_BODY[lang]
+    lines: list[str] = []
+    for source in _BODY_LINES[lang]:
+        if source == "{data}":
+            data = (ctx.get("event") or {}).get("data") or {}
+            lines.extend(f"  {k}: {' '.join(str(v).split())}" for k, v in data.items()
+                         if v is not None and not isinstance(v, dict | list))
+        elif line := " ".join(_render(source, ctx).split()):
+            lines.append(line)
+    return "\n".join(lines)
+
+
 def render_message(*, lang: str, reason: str, summary: str, context: dict[str, Any]) -> dict[str, str]:
-    """``{title, text, link, link_label}`` for one notification."""
+    """``{title, text, link, link_label}`` for one notification; ``text`` has one fact per line."""
     ctx = {**context, "summary": summary, "reason": reason}
     lang = lang if lang in LANGS else "en"
     return {
-        "title": _render(_TITLES[lang][reason], ctx),
-        "text": _render(_BODIES[lang], ctx),
+        "title": " ".join(_render(_TITLES[lang][reason], ctx).split()),
+        "text": _body(lang, reason, ctx),
         "link": str(context.get("link") or ""),
         "link_label": _LINK_LABEL[lang],
         "lang": lang,

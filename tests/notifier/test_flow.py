@@ -37,7 +37,7 @@ async def test_detractor_survey_gives_one_alert_and_one_signed_delivery(service,
         req = receiver.requests[0]
         payload = Webhook(ch["secret"]).verify(req.body, req.headers)
         assert req.headers["webhook-signature"].startswith("v1,")
-        assert payload["type"] == "alert.firing"
+        assert payload["type"] == "postsales.alert.fired"
         data = payload["data"]
         assert data["alert_id"] == alert.id and data["event"]["data"]["score"] == 3
         assert data["link"] == "https://lifecycle.example.test/v1/accounts/acme"
@@ -66,7 +66,7 @@ async def test_detractor_survey_gives_one_alert_and_one_signed_delivery(service,
             return len(receiver.requests) == 2
 
         await eventually(resolved_sent)
-        assert json.loads(receiver.requests[1].body)["type"] == "alert.resolved"
+        assert json.loads(receiver.requests[1].body)["type"] == "postsales.alert.resolved"
 
 
 async def test_silence_inhibition_and_automatic_resolution(service, kafka, receiver) -> None:

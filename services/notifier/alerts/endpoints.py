@@ -5,16 +5,13 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Query
-from sqlalchemy import select
 
 from services.notifier.alerts import service
 from services.notifier.alerts.schemas import AckIn, AlertOut, ResolveIn, Status
-from services.notifier.dependencies import AlertDep, ReadScope, WriteScope
-from services.notifier.models import Alert
-from services.notifier.scheduler import engine_of
-from shared.app import ContextDep, SessionDep
+from services.notifier.dependencies import AlertDep, EngineDep, ReadScope, WriteScope
+from shared.app import SessionDep
 from shared.errors import problems
-from shared.http import Cursor, Limit, Page, keyset_page
+from shared.http import Cursor, Limit, Page
 
 router = APIRouter(prefix="/v1/alerts", tags=["alerts"])
 
@@ -27,16 +24,8 @@ async def list_alerts(
     limit: Limit = 50, cursor: Cursor = None,
 ) -> Page[AlertOut]:
     """List alerts, newest first, by status, account or rule."""
-    stmt = select(Alert)
-    if status:
-        stmt = stmt.where(Alert.status == status)
-    if subject:
-        stmt = stmt.where(Alert.subject == subject)
-    if rule_id:
-        stmt = stmt.where(Alert.rule_id == rule_id)
-    rows, nxt = await keyset_page(session, stmt, order_by=[Alert.created_at, Alert.id],
-                                  cursor=cursor, limit=limit)
-    return Page[AlertOut](items=[AlertOut.model_validate(a) for a in rows], next_cursor=nxt)
+    return await service.list_page(session, status=status, subject=subject, rule_id=rule_id, cursor=cursor,
+                                   limit=limit)
 
 
 @router.get("/{alert_id}", response_model=AlertOut, responses=problems(404))
@@ -48,17 +37,16 @@ async def get_alert(alert: AlertDep, _: ReadScope) -> AlertOut:
 @router.post("/{alert_id}/ack", response_model=AlertOut, responses=problems(404, 409))
 async def acknowledge_alert(alert: AlertDep, session: SessionDep, principal: WriteScope,
                             body: Annotated[AckIn | None, Body()] = None) -> AlertOut:
-    """Acknowledge a firing alert: it stops repeating and escalating (409 unless firing)."""
+    """Acknowledge a firing alert, with an optional note: it stops repeating and escalating (409 unless firing)."""
     body = body or AckIn()
-    await service.acknowledge(session, alert, body.by or f"key:{principal.key_id}", body.comment)
+    await service.acknowledge(session, alert, body.by or f"key:{principal.key_id}", body.text())
     return AlertOut.model_validate(alert)
 
 
 @router.post("/{alert_id}/resolve", response_model=AlertOut, responses=problems(404, 409))
-async def resolve_alert(alert: AlertDep, session: SessionDep, ctx: ContextDep, principal: WriteScope,
+async def resolve_alert(alert: AlertDep, session: SessionDep, engine: EngineDep, principal: WriteScope,
                         body: Annotated[ResolveIn | None, Body()] = None) -> AlertOut:
-    """Resolve a firing or acknowledged alert (409 when already resolved); emits `alert.resolved`."""
+    """Resolve a firing or acknowledged alert, with an optional note (409 if resolved); emits `alert.resolved`."""
     body = body or ResolveIn()
-    await service.resolve(session, engine_of(ctx), alert, by=body.by or f"key:{principal.key_id}",
-                          reason=body.reason)
+    await service.resolve(session, engine, alert, by=body.by or f"key:{principal.key_id}", reason=body.text())
     return AlertOut.model_validate(alert)

@@ -1,20 +1,51 @@
-"""Queries on alerts, account states and silences used by the alert engine."""
+"""Queries on alerts and account states."""
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.notifier.models import AccountState, Alert, Silence
+from services.notifier.models import AccountState, Alert
+from shared.http import keyset_page
 
 ACTIVE = ("firing", "acknowledged")
 
 
 def _lock(session: AsyncSession) -> bool:
     return session.get_bind().dialect.name != "sqlite"
+
+
+async def get(session: AsyncSession, alert_id: str) -> Alert | None:
+    return await session.get(Alert, alert_id)
+
+
+async def page(session: AsyncSession, *, status: str | None, subject: str | None, rule_id: str | None,
+               cursor: str | None, limit: int) -> tuple[list[Alert], str | None]:
+    stmt = select(Alert)
+    if status:
+        stmt = stmt.where(Alert.status == status)
+    if subject:
+        stmt = stmt.where(Alert.subject == subject)
+    if rule_id:
+        stmt = stmt.where(Alert.rule_id == rule_id)
+    rows, nxt = await keyset_page(session, stmt, order_by=[Alert.created_at, Alert.id], cursor=cursor, limit=limit)
+    return list(rows), nxt
+
+
+async def add(session: AsyncSession, alert: Alert) -> None:
+    session.add(alert)
+    await session.flush()
+
+
+async def active_of_rule_for_subject(session: AsyncSession, rule_id: str, subject: str) -> list[Alert]:
+    stmt = select(Alert).where(Alert.rule_id == rule_id, Alert.subject == subject, Alert.status.in_(ACTIVE)) \
+        .order_by(Alert.created_at, Alert.id)
+    if _lock(session):
+        stmt = stmt.with_for_update()
+    return list((await session.execute(stmt)).scalars().all())
 
 
 async def active_by_fingerprint(session: AsyncSession, fp: str) -> Alert | None:
@@ -45,6 +76,21 @@ async def account(session: AsyncSession, account_id: str) -> AccountState | None
     return await session.get(AccountState, account_id)
 
 
-async def active_silences(session: AsyncSession, now: dt.datetime) -> list[Silence]:
-    stmt = select(Silence).where(Silence.starts_at <= now, Silence.ends_at > now)
+async def add_account(session: AsyncSession, state: AccountState) -> None:
+    session.add(state)
+    await session.flush()
+
+
+async def resolved_before(session: AsyncSession, before: dt.datetime, limit: int) -> list[str]:
+    """Ids of up to ``limit`` resolved alerts resolved before ``before`` (never an active one)."""
+    stmt = (select(Alert.id).where(Alert.status == "resolved", Alert.active_key.is_(None),
+                                   Alert.resolved_at < before)
+            .order_by(Alert.resolved_at, Alert.id).limit(limit))
     return list((await session.execute(stmt)).scalars().all())
+
+
+async def delete_resolved(session: AsyncSession, ids: Sequence[str]) -> int:
+    if not ids:
+        return 0
+    result = await session.execute(delete(Alert).where(Alert.id.in_(list(ids)), Alert.status == "resolved"))
+    return int(getattr(result, "rowcount", 0) or 0)

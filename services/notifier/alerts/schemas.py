@@ -31,20 +31,32 @@ class AlertOut(BaseModel):
     escalated_at: dt.datetime | None
     acknowledged_at: dt.datetime | None
     acknowledged_by: str | None
+    acknowledged_note: str | None = Field(description="The `note` given when acknowledged.")
     resolved_at: dt.datetime | None
     resolved_by: str | None
-    resolution: str | None
+    resolution: str | None = Field(
+        description="The `note` given when resolved, or why it resolved by itself (`resolved by <event type> ...`).")
     created_at: dt.datetime
     updated_at: dt.datetime
 
 
-class AckIn(BaseModel):
+class _NoteIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    by: str | None = Field(default=None, max_length=200, examples=["csm@example.com"])
-    comment: str | None = Field(default=None, max_length=2000)
+    by: str | None = Field(default=None, max_length=200, examples=["csm@example.com"],
+                           description="Who did it; default: the API key's id.")
+    note: str | None = Field(default=None, max_length=2000, examples=["called the customer"],
+                             description="Recorded on the alert.")
 
 
-class ResolveIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    by: str | None = Field(default=None, max_length=200, examples=["csm@example.com"])
-    reason: str | None = Field(default=None, max_length=2000, examples=["called the customer"])
+class AckIn(_NoteIn):
+    comment: str | None = Field(default=None, max_length=2000, description="Deprecated: the old name of `note`.")
+
+    def text(self) -> str | None:
+        return self.note if self.note is not None else self.comment
+
+
+class ResolveIn(_NoteIn):
+    reason: str | None = Field(default=None, max_length=2000, description="Deprecated: the old name of `note`.")
+
+    def text(self) -> str | None:
+        return self.note if self.note is not None else self.reason

@@ -14,12 +14,14 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.notifier.alerts import repository
+from services.notifier.alerts.schemas import AlertOut
 from services.notifier.channels import repository as channels_repo
 from services.notifier.deliveries import service as deliveries
 from services.notifier.models import AccountState, Alert, Rule, Silence
 from services.notifier.rules import repository as rules_repo
 from services.notifier.settings import Settings
-from services.notifier.templates import render_summary
+from services.notifier.silences import repository as silences_repo
+from services.notifier.templates import ALERT_FIRED, ALERT_RESOLVED, render_summary
 from shared.db import utcnow
 from shared.errors import Conflict
 from shared.events import CloudEvent
@@ -33,6 +35,7 @@ from shared.events.conditions import (
     type_matches,
 )
 from shared.events.outbox import Outbox
+from shared.http import Page
 
 SOURCE = "/services/notifier"
 
@@ -59,7 +62,7 @@ async def remember_account(session: AsyncSession, event: CloudEvent) -> AccountS
     now = utcnow()
     if state is None:
         state = AccountState(account_id=event.subject, updated_at=now)
-        session.add(state)
+        await repository.add_account(session, state)
     if event.type == "postsales.health.changed":
         if state.health_at is None or event.time >= state.health_at:
             state.health_band = data.get("new_band")
@@ -87,18 +90,43 @@ def _account_doc(state: AccountState | None) -> dict[str, Any] | None:
 # --- events -> alerts ----------------------------------------------------------------------------
 
 async def evaluate(session: AsyncSession, engine: Engine, event: CloudEvent) -> None:
-    """Apply one domain event: resolve what it resolves, then fire what it matches."""
+    """Apply one domain event: resolve what it resolves, then fire what it matches.
+
+    An event older than ``NOTIFIER_MAX_TRIGGER_AGE`` only updates what the notifier knows about the
+    account: imported history neither pages anyone nor closes today's alerts."""
     state = await remember_account(session, event)
+    if event.time < utcnow() - seconds(engine.settings.max_trigger_age_seconds):
+        return
     doc = event_context(event, _account_doc(state))
     for rule in await rules_repo.enabled(session):
-        rw = rule.resolve_when
-        if rw and type_matches(rw["event_type"], event.type) and conditions_hold(rw.get("conditions") or {}, doc):
-            fp = fingerprint(rule.id, group_labels(list(rule.group_by), doc))
-            alert = await repository.active_by_fingerprint(session, fp)
-            if alert is not None:
-                await resolve(session, engine, alert, by="auto", reason=f"resolved by {event.type} ({event.id})")
+        for rw in resolvers(rule):
+            if type_matches(rw["event_type"], event.type) and conditions_hold(rw.get("conditions") or {}, doc):
+                reason = f"resolved by {event.type} ({event.id})"
+                if rw.get("scope") == "account":
+                    for alert in await repository.active_of_rule_for_subject(session, rule.id, event.subject):
+                        await resolve(session, engine, alert, by="auto", reason=reason)
+                else:
+                    fp = fingerprint(rule.id, group_labels(list(rule.group_by), doc))
+                    same = await repository.active_by_fingerprint(session, fp)
+                    if same is not None:
+                        await resolve(session, engine, same, by="auto", reason=reason)
         if type_matches(rule.event_type, event.type) and conditions_hold(rule.conditions, doc):
             await fire(session, engine, rule, event, doc)
+
+
+def resolvers(rule: Rule) -> list[dict[str, Any]]:
+    """A rule's ``resolve_when``, one object or a list of them, as a list."""
+    rw = rule.resolve_when
+    if not rw:
+        return []
+    return [r for r in (rw if isinstance(rw, list) else [rw]) if isinstance(r, dict)]
+
+
+async def list_page(session: AsyncSession, *, status: str | None, subject: str | None, rule_id: str | None,
+                    cursor: str | None, limit: int) -> Page[AlertOut]:
+    rows, nxt = await repository.page(session, status=status, subject=subject, rule_id=rule_id,
+                                      cursor=cursor, limit=limit)
+    return Page[AlertOut](items=[AlertOut.model_validate(a) for a in rows], next_cursor=nxt)
 
 
 def _last_event(event: CloudEvent) -> dict[str, Any]:
@@ -127,9 +155,8 @@ async def fire(session: AsyncSession, engine: Engine, rule: Rule, event: CloudEv
         next_notify_at=now + seconds(parse_duration(rule.group_wait)), last_notified_at=None, notify_count=0,
         created_at=now, updated_at=now,
     )
-    session.add(alert)
-    await session.flush()
-    await engine.outbox.add(session, _alert_event(alert, "postsales.alert.fired"))
+    await repository.add(session, alert)
+    await engine.outbox.add(session, _alert_event(alert, ALERT_FIRED))
     return alert
 
 
@@ -148,15 +175,14 @@ def _alert_event(alert: Alert, type_: str) -> CloudEvent:
 
 # --- transitions ---------------------------------------------------------------------------------
 
-async def acknowledge(session: AsyncSession, alert: Alert, by: str, comment: str | None) -> Alert:
+async def acknowledge(session: AsyncSession, alert: Alert, by: str, note: str | None) -> Alert:
     if alert.status != "firing":
         raise Conflict(f"alert is {alert.status}; only a firing alert can be acknowledged", alert_status=alert.status)
     now = utcnow()
     alert.status = "acknowledged"
     alert.acknowledged_at = now
     alert.acknowledged_by = by
-    if comment:
-        alert.resolution = comment
+    alert.acknowledged_note = note
     # Acknowledged alerts neither repeat nor escalate.
     alert.next_notify_at = None
     alert.updated_at = now
@@ -176,10 +202,10 @@ async def resolve(session: AsyncSession, engine: Engine, alert: Alert, *, by: st
     alert.resolution = reason
     alert.updated_at = now
     await session.flush()
-    await engine.outbox.add(session, _alert_event(alert, "postsales.alert.resolved"))
+    await engine.outbox.add(session, _alert_event(alert, ALERT_RESOLVED))
     # Tell the channels that heard about it, unless it is muted right now.
     if alert.notify_count > 0 and alert.suppressed_by is None:
-        rule = await session.get(Rule, alert.rule_id)
+        rule = await rules_repo.get(session, alert.rule_id)
         if rule is not None:
             channels = await deliveries.rule_channels(session, rule)
             if await deliveries.enqueue(session, engine.settings, alert, rule, channels, "resolved"):
@@ -202,7 +228,7 @@ def silence_matches(silence: Silence, labels: dict[str, Any]) -> bool:
 
 async def suppressed_by(session: AsyncSession, alert: Alert, now: dt.datetime) -> tuple[str, dt.datetime | None] | None:
     """``("silence:<id>", ends_at)`` or ``("inhibited:<alert id>", None)`` when the alert is muted."""
-    for silence in await repository.active_silences(session, now):
+    for silence in await silences_repo.active(session, now):
         if silence_matches(silence, alert.labels):
             return f"silence:{silence.id}", silence.ends_at
     inhibitors = await rules_repo.inhibitors_of(session, alert.rule_id)
@@ -229,7 +255,7 @@ async def notify_due(session: AsyncSession, engine: Engine, limit: int = 200) ->
 
 async def _notify_one(session: AsyncSession, engine: Engine, alert: Alert, now: dt.datetime) -> None:
     settings = engine.settings
-    rule = await session.get(Rule, alert.rule_id)
+    rule = await rules_repo.get(session, alert.rule_id)
     if rule is None:
         await resolve(session, engine, alert, by="system", reason="rule deleted")
         return

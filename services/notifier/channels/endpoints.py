@@ -2,47 +2,48 @@
 
 from __future__ import annotations
 
-import httpx
 from fastapi import APIRouter, Response
-from sqlalchemy import select
 
 from services.notifier.channels import service
 from services.notifier.channels.schemas import ChannelCreated, ChannelIn, ChannelOut, TestResult
-from services.notifier.dependencies import BoxDep, ChannelDep, IdempotencyDep, ReadScope, WriteScope
-from services.notifier.models import Channel
-from services.notifier.settings import Settings
-from shared.app import ContextDep, SessionDep
+from services.notifier.dependencies import (
+    BoxDep,
+    ChannelDep,
+    IdempotencyDep,
+    SettingsDep,
+    ReadScope,
+    ResolverDep,
+    WriteScope,
+)
+from shared.app import SessionDep
 from shared.errors import problems
-from shared.http import Cursor, Limit, Page, keyset_page
+from shared.http import Cursor, Limit, Page
 
 router = APIRouter(prefix="/v1/channels", tags=["channels"])
 
 
 @router.post("", status_code=201, response_model=ChannelCreated, responses=problems(409))
-async def create_channel(body: ChannelIn, session: SessionDep, ctx: ContextDep, box: BoxDep,
-                         idem: IdempotencyDep, _: WriteScope) -> ChannelCreated:
+async def create_channel(body: ChannelIn, session: SessionDep, settings: SettingsDep, box: BoxDep,
+                         resolver: ResolverDep, idem: IdempotencyDep, _: WriteScope) -> ChannelCreated:
     """Create a channel; a webhook's signing secret is returned in this response only."""
     await idem.check(session)
-    created = await service.create(session, body, box, _settings(ctx))
+    created = await service.create(session, body, box, settings, resolver)
     # A replay must not hand the secret out again (nor keep it in the idempotency table).
     await idem.save(session, 201, created.model_copy(update={"secret": None}))
     return created
 
 
 @router.get("", response_model=Page[ChannelOut])
-async def list_channels(session: SessionDep, ctx: ContextDep, _: ReadScope, limit: Limit = 50,
+async def list_channels(session: SessionDep, settings: SettingsDep, _: ReadScope, limit: Limit = 50,
                         cursor: Cursor = None) -> Page[ChannelOut]:
     """List channels, newest first (secrets are never shown)."""
-    rows, nxt = await keyset_page(
-        session, select(Channel), order_by=[Channel.created_at, Channel.id],
-        cursor=cursor, limit=limit)
-    return Page[ChannelOut](items=[service.to_out(c, _settings(ctx)) for c in rows], next_cursor=nxt)
+    return await service.list_page(session, settings, cursor, limit)
 
 
 @router.get("/{channel_id}", response_model=ChannelOut, responses=problems(404))
-async def get_channel(channel: ChannelDep, ctx: ContextDep, _: ReadScope) -> ChannelOut:
+async def get_channel(channel: ChannelDep, settings: SettingsDep, _: ReadScope) -> ChannelOut:
     """Read one channel."""
-    return service.to_out(channel, _settings(ctx))
+    return service.to_out(channel, settings)
 
 
 @router.delete("/{channel_id}", status_code=204, responses=problems(404, 409))
@@ -53,12 +54,7 @@ async def delete_channel(channel: ChannelDep, session: SessionDep, _: WriteScope
 
 
 @router.post("/{channel_id}/test", response_model=TestResult, responses=problems(404))
-async def test_channel(channel: ChannelDep, ctx: ContextDep, box: BoxDep, _: WriteScope) -> TestResult:
+async def test_channel(channel: ChannelDep, settings: SettingsDep, box: BoxDep, resolver: ResolverDep,
+                       _: WriteScope) -> TestResult:
     """Send a test message now and report how the target answered."""
-    async with httpx.AsyncClient() as client:
-        return await service.test_send(channel, box, _settings(ctx), client)
-
-
-def _settings(ctx: ContextDep) -> Settings:
-    assert isinstance(ctx.settings, Settings)
-    return ctx.settings
+    return await service.test_send(channel, box, settings, resolver)

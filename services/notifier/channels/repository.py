@@ -8,6 +8,27 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.notifier.models import Channel, Rule
+from shared.http import keyset_page
+
+
+async def get(session: AsyncSession, channel_id: str) -> Channel | None:
+    return await session.get(Channel, channel_id)
+
+
+async def page(session: AsyncSession, *, cursor: str | None, limit: int) -> tuple[list[Channel], str | None]:
+    rows, nxt = await keyset_page(session, select(Channel), order_by=[Channel.created_at, Channel.id],
+                                  cursor=cursor, limit=limit)
+    return list(rows), nxt
+
+
+async def with_secrets(session: AsyncSession) -> list[Channel]:
+    stmt = select(Channel).where(Channel.secret_enc.is_not(None)).order_by(Channel.id)
+    return list((await session.execute(stmt)).scalars().all())
+
+
+async def delete(session: AsyncSession, channel: Channel) -> None:
+    await session.delete(channel)
+    await session.flush()
 
 
 async def by_name(session: AsyncSession, name: str) -> Channel | None:

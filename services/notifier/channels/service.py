@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
+import logging
 import re
 import secrets
 import time
@@ -11,19 +13,23 @@ import uuid
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
-from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.notifier import outbound
 from services.notifier.channels import repository
 from services.notifier.channels.schemas import ChannelCreated, ChannelIn, ChannelOut, SmtpOut, TestResult
 from services.notifier.crypto import SecretBox
-from services.notifier.models import Channel, Delivery
+from services.notifier.deliveries import repository as deliveries_repo
+from services.notifier.models import Channel
+from services.notifier.outbound import Resolver
 from services.notifier.senders import SendError, dispatch, effective_smtp, render_payload
 from services.notifier.settings import Settings
-from services.notifier.templates import render_message
+from services.notifier.templates import TEST_EVENT_TYPE, render_message
 from shared.db import utcnow
 from shared.errors import Conflict, Unprocessable
+from shared.http import Page
+
+log = logging.getLogger("postsales.notifier.channels")
 
 _EMAIL_RE = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
                        r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$")
@@ -61,7 +67,7 @@ def check_url(url: str) -> str | None:
     return None
 
 
-def validate(body: ChannelIn) -> None:
+async def validate(body: ChannelIn, settings: Settings, resolver: Resolver) -> None:
     """422 with every problem in the channel config, by field."""
     errors: list[dict[str, Any]] = []
 
@@ -73,6 +79,9 @@ def validate(body: ChannelIn) -> None:
             err("url", f"a {body.kind} channel needs a url")
         elif (problem := check_url(body.url)) is not None:
             err("url", problem)
+        elif (problem := await outbound.check_url(body.url, resolver, settings.allow_link_local_targets)) is not None:
+            err("url", f"{problem}; link-local and cloud-metadata targets are refused unless "
+                       "NOTIFIER_ALLOW_LINK_LOCAL_TARGETS=true")
         if body.address is not None:
             err("address", f"a {body.kind} channel has no address")
         if body.smtp is not None:
@@ -95,6 +104,11 @@ def validate(body: ChannelIn) -> None:
             err("smtp.host", "not a host name or address")
         if smtp and smtp.password is not None and not smtp.username:
             err("smtp.username", "a password needs a username")
+        if not (smtp and smtp.host) and not settings.smtp_host:
+            err("smtp.host", "no SMTP relay is configured: set NOTIFIER_SMTP_HOST (with NOTIFIER_SMTP_PORT, "
+                             "NOTIFIER_SMTP_TLS, NOTIFIER_SMTP_FROM and NOTIFIER_SMTP_USERNAME/"
+                             "NOTIFIER_SMTP_PASSWORD as your relay needs) on the notifier, or give this channel "
+                             "its own smtp {host, port, tls, from_address}")
     if errors:
         raise Unprocessable("; ".join(f"{'.'.join(map(str, e['loc'][1:]))}: {e['msg']}" for e in errors),
                             errors=errors)
@@ -115,8 +129,14 @@ def to_out(channel: Channel, settings: Settings) -> ChannelOut:
     )
 
 
-async def create(session: AsyncSession, body: ChannelIn, box: SecretBox, settings: Settings) -> ChannelCreated:
-    validate(body)
+async def list_page(session: AsyncSession, settings: Settings, cursor: str | None, limit: int) -> Page[ChannelOut]:
+    rows, nxt = await repository.page(session, cursor=cursor, limit=limit)
+    return Page[ChannelOut](items=[to_out(c, settings) for c in rows], next_cursor=nxt)
+
+
+async def create(session: AsyncSession, body: ChannelIn, box: SecretBox, settings: Settings,
+                 resolver: Resolver) -> ChannelCreated:
+    await validate(body, settings, resolver)
     if await repository.by_name(session, body.name) is not None:
         raise Conflict(f"a channel named '{body.name}' already exists")
     secret: str | None = None
@@ -146,24 +166,50 @@ async def delete(session: AsyncSession, channel: Channel) -> None:
     if users:
         raise Conflict(f"channel is used by rules: {', '.join(sorted(users))}; change them first",
                        rules=sorted(users))
-    now = utcnow()
-    await session.execute(
-        update(Delivery).where(Delivery.channel_id == channel.id, Delivery.status.in_(("pending", "sending")))
-        .values(status="dead", last_error="channel deleted", claimed_until=None, updated_at=now))
-    await session.delete(channel)
-    await session.flush()
+    await deliveries_repo.kill_undelivered_of_channel(session, channel.id, "channel deleted")
+    await repository.delete(session, channel)
 
 
-async def test_send(channel: Channel, box: SecretBox, settings: Settings, client: httpx.AsyncClient) -> TestResult:
+async def test_send(channel: Channel, box: SecretBox, settings: Settings, resolver: Resolver) -> TestResult:
     lang = channel.lang or settings.default_lang
     message = render_message(lang=lang, reason="test", summary="test", context={"link": ""})
-    payload = render_payload(channel.kind, message, {"test": True, "channel": channel.name}, "alert.test")
-    secret = box.decrypt(channel.secret_enc) if channel.secret_enc else None
+    payload = render_payload(channel.kind, message, {"test": True, "channel": channel.name}, TEST_EVENT_TYPE)
     started = time.perf_counter()
     try:
-        code = await dispatch(kind=channel.kind, config=channel.config, secret=secret, payload=payload,
-                              msg_id="msg_test_" + uuid.uuid4().hex, settings=settings, client=client)
+        secret = box.decrypt(channel.secret_enc) if channel.secret_enc else None
+        async with outbound.client(resolver, allow_link_local=settings.allow_link_local_targets,
+                                   timeout=settings.delivery_timeout) as client:
+            code = await asyncio.wait_for(
+                dispatch(kind=channel.kind, config=channel.config, secret=secret, payload=payload,
+                         msg_id="msg_test_" + uuid.uuid4().hex, settings=settings, client=client),
+                timeout=settings.delivery_timeout + 1)
         return TestResult(ok=True, status_code=code, duration_ms=int((time.perf_counter() - started) * 1000))
     except SendError as exc:
         return TestResult(ok=False, status_code=exc.status_code, error=str(exc),
                           duration_ms=int((time.perf_counter() - started) * 1000))
+    except TimeoutError:
+        return TestResult(ok=False, error=f"timed out after {settings.delivery_timeout:g}s",
+                          duration_ms=int((time.perf_counter() - started) * 1000))
+    except ValueError as exc:
+        return TestResult(ok=False, error=str(exc), duration_ms=int((time.perf_counter() - started) * 1000))
+
+
+async def reencrypt_stale(session: AsyncSession, box: SecretBox, limit: int) -> int:
+    """Re-encrypt up to ``limit`` stored secrets not under the current key (after a key rotation);
+    returns how many. A secret no configured key opens is left as it is (and logged)."""
+    done = 0
+    for channel in await repository.with_secrets(session):
+        if done >= limit:
+            break
+        token = channel.secret_enc
+        if token is None or box.is_current(token):
+            continue
+        try:
+            channel.secret_enc = box.encrypt(box.decrypt(token))
+        except ValueError as exc:
+            log.error("channel %s: stored secret cannot be re-encrypted: %s", channel.id, exc)
+            continue
+        channel.updated_at = utcnow()
+        done += 1
+    await session.flush()
+    return done

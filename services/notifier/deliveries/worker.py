@@ -8,7 +8,7 @@ as ``abandoned`` and a new attempt (a new row) is made: each attempt row is at m
 receiver sees the same ``webhook-id`` on every attempt to drop repeats.
 
 Per-channel in-flight limits are applied when claiming, so a slow or failing target can only hold
-its own slots, and every send has a timeout.
+its own slots, and every send has a timeout. The queries are in ``deliveries/repository.py``.
 """
 
 from __future__ import annotations
@@ -23,12 +23,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from sqlalchemy import and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from services.notifier.channels import repository as channels_repo
 from services.notifier.crypto import SecretBox
+from services.notifier.deliveries import repository
 from services.notifier.deliveries.service import backoff
-from services.notifier.models import Channel, Delivery, DeliveryAttempt
+from services.notifier.models import DeliveryAttempt
 from services.notifier.senders import SendError, dispatch
 from services.notifier.settings import Settings
 from shared.db import utcnow
@@ -57,11 +58,8 @@ class DeliveryWorker:
         self.stopping = stopping
         self.in_flight: Counter[str] = Counter()
         self.tasks: set[asyncio.Task[None]] = set()
-        self._lock_rows = True
 
     async def run(self) -> None:
-        async with self.session_factory() as s:
-            self._lock_rows = s.get_bind().dialect.name != "sqlite"
         try:
             while not self.stopping.is_set():
                 claims = await self.claim()
@@ -90,15 +88,7 @@ class DeliveryWorker:
         now = utcnow()
         limit = self.settings.delivery_concurrency_per_channel
         async with self.session_factory() as session, session.begin():
-            due = or_(
-                and_(Delivery.status == "pending", Delivery.next_attempt_at <= now),
-                and_(Delivery.status == "sending", Delivery.claimed_until < now),
-            )
-            stmt = select(Delivery).where(due).order_by(Delivery.next_attempt_at, Delivery.id) \
-                .limit(self.settings.delivery_batch_size)
-            if self._lock_rows:
-                stmt = stmt.with_for_update(skip_locked=True)
-            rows = (await session.execute(stmt)).scalars().all()
+            rows = await repository.due(session, now, self.settings.delivery_batch_size)
             counts = Counter(self.in_flight)
             claims: list[Claim] = []
             lease_end = now + dt.timedelta(seconds=self.settings.delivery_lease)
@@ -107,18 +97,14 @@ class DeliveryWorker:
                     continue
                 counts[d.channel_id] += 1
                 if d.status == "sending":
-                    await session.execute(
-                        update(DeliveryAttempt)
-                        .where(DeliveryAttempt.delivery_id == d.id, DeliveryAttempt.outcome == "sending")
-                        .values(outcome="abandoned", finished_at=now,
-                                error="the sender stopped mid-send; outcome unknown, retried"))
+                    await repository.abandon_open_attempts(session, d.id, now)
                 d.status = "sending"
                 d.attempts += 1
                 d.claimed_until = lease_end
                 d.updated_at = now
                 attempt = DeliveryAttempt(id=str(uuid.uuid4()), delivery_id=d.id, number=d.attempts,
                                           outcome="sending", started_at=now)
-                session.add(attempt)
+                await repository.add_attempt(session, attempt)
                 claims.append(Claim(d.id, d.channel_id, d.channel_kind, d.payload, d.attempts, attempt.id))
         for c in claims:
             self.in_flight[c.channel_id] += 1
@@ -130,7 +116,7 @@ class DeliveryWorker:
             error: str | None = None
             permanent = False
             async with self.session_factory() as session:
-                channel = await session.get(Channel, claim.channel_id)
+                channel = await channels_repo.get(session, claim.channel_id)
             if channel is None:
                 error, permanent = "channel deleted", True
             else:
@@ -141,7 +127,7 @@ class DeliveryWorker:
                                  msg_id=claim.delivery_id, settings=self.settings, client=self.client),
                         timeout=self.settings.delivery_timeout + 1)
                 except SendError as exc:
-                    status_code, error = exc.status_code, str(exc)
+                    status_code, error, permanent = exc.status_code, str(exc), exc.permanent
                 except TimeoutError:
                     error = f"timed out after {self.settings.delivery_timeout:g}s"
                 except ValueError as exc:
@@ -155,14 +141,9 @@ class DeliveryWorker:
     async def _record(self, claim: Claim, status_code: int | None, error: str | None, permanent: bool) -> None:
         now = utcnow()
         async with self.session_factory() as session, session.begin():
-            await session.execute(
-                update(DeliveryAttempt).where(DeliveryAttempt.id == claim.attempt_id)
-                .values(outcome="failure" if error else "success", status_code=status_code, error=error,
-                        finished_at=now))
-            stmt = select(Delivery).where(Delivery.id == claim.delivery_id)
-            if self._lock_rows:
-                stmt = stmt.with_for_update()
-            d = (await session.execute(stmt)).scalar_one_or_none()
+            await repository.finish_attempt(session, claim.attempt_id, outcome="failure" if error else "success",
+                                            status_code=status_code, error=error, now=now)
+            d = await repository.locked(session, claim.delivery_id)
             if d is None or d.status != "sending" or d.attempts != claim.number:
                 return  # the lease ran out and another attempt took over (or the channel was deleted)
             d.claimed_until = None

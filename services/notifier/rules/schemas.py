@@ -22,6 +22,9 @@ class ResolveWhen(BaseModel):
     model_config = ConfigDict(extra="forbid")
     event_type: str = Field(examples=["postsales.health.changed"])
     conditions: dict[str, Any] = Field(default_factory=dict, examples=[{"data.new_band": {"eq": "green"}}])
+    scope: Literal["alert", "account"] = Field(
+        default="alert", description="`alert`: resolves the alert with the same `group_by` labels; "
+                                     "`account`: every active alert of this rule on the event's account.")
 
 
 class Inhibits(BaseModel):
@@ -50,7 +53,8 @@ class RuleIn(BaseModel):
     group_wait: str = Field(default="30s", description="Wait before the first notification.")
     repeat_interval: str = Field(default="4h", description="Minimum time between notifications of one alert.")
     escalation: Escalation | None = None
-    resolve_when: ResolveWhen | None = Field(default=None, description="An event that resolves the alert.")
+    resolve_when: ResolveWhen | list[ResolveWhen] | None = Field(
+        default=None, description="An event that resolves the alert, or a list of them (any one resolves).")
     inhibits: Inhibits | None = None
     lang: Literal["en", "ja"] | None = None
     summary: dict[Literal["en", "ja"], str] | None = Field(
@@ -58,8 +62,23 @@ class RuleIn(BaseModel):
     enabled: Bool = True
 
 
+class RuleReplace(RuleIn):
+    """What ``PUT`` takes: a rule as ``GET`` returns it; the read-only fields are ignored."""
+
+    id: str | None = Field(default=None, description="Read-only; ignored.")
+    builtin: bool | None = Field(default=None, description="Read-only; ignored.")
+    deliverable: bool | None = Field(default=None, description="Read-only; ignored.")
+    warnings: list[str] | None = Field(default=None, description="Read-only; ignored.")
+    created_at: dt.datetime | None = Field(default=None, description="Read-only; ignored.")
+    updated_at: dt.datetime | None = Field(default=None, description="Read-only; ignored.")
+
+
 class RuleOut(RuleIn):
     id: str
     builtin: bool = Field(description="Created by the service as a default rule.")
+    deliverable: bool = Field(
+        default=True, description="Whether an alert of this rule notifies anyone now (read-only).")
+    warnings: list[str] = Field(
+        default_factory=list, description="What keeps this rule from working as one would expect (read-only).")
     created_at: dt.datetime
     updated_at: dt.datetime

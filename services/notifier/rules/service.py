@@ -7,6 +7,8 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.notifier.alerts import repository as alerts_repo
+from services.notifier.alerts.service import Engine, resolve
 from services.notifier.channels import repository as channels_repo
 from services.notifier.models import Rule
 from services.notifier.rules import repository
@@ -23,6 +25,7 @@ from shared.events.conditions import (
     could_match_usage,
     parse_duration,
 )
+from shared.http import Page
 
 
 async def validate(session: AsyncSession, body: RuleIn, settings: Settings, rule_id: str | None = None) -> None:
@@ -61,10 +64,12 @@ async def validate(session: AsyncSession, body: RuleIn, settings: Settings, rule
         guard(["escalation", "after"], parse_duration, body.escalation.after)
         if not await channels_repo.existing_ids(session, [body.escalation.channel]):
             err(["escalation", "channel"], f"channel {body.escalation.channel} does not exist")
-    if body.resolve_when:
-        guard(["resolve_when", "event_type"], check_event_type, body.resolve_when.event_type)
-        guard(["resolve_when", "conditions"], check_conditions, body.resolve_when.conditions,
-              ["resolve_when", "conditions"])
+    resolvers = body.resolve_when if isinstance(body.resolve_when, list) else \
+        [body.resolve_when] if body.resolve_when else []
+    for i, rw in enumerate(resolvers):
+        where: list[str | int] = ["resolve_when", i] if isinstance(body.resolve_when, list) else ["resolve_when"]
+        guard([*where, "event_type"], check_event_type, rw.event_type)
+        guard([*where, "conditions"], check_conditions, rw.conditions, [*where, "conditions"])
     if body.inhibits:
         targets = body.inhibits.rules
         found = await repository.existing_ids(session, targets)
@@ -92,17 +97,44 @@ def _fields(body: RuleIn) -> dict[str, Any]:
         "repeat_interval", "escalation", "resolve_when", "inhibits", "lang", "summary", "enabled")}
 
 
-def to_out(rule: Rule) -> RuleOut:
-    return RuleOut.model_validate(rule, from_attributes=True)
+NO_CHANNEL = ("no channel: this rule names no channels and no channel is flagged default, so its alerts are "
+              "recorded and published on postsales.alerts.v1 but notify no one; create a channel with "
+              "\"default\": true, or list channel ids in `channels`")
+
+
+def warnings_of(rule: Rule, have_default_channel: bool) -> list[str]:
+    out: list[str] = []
+    if not rule.channels and not have_default_channel:
+        out.append(NO_CHANNEL)
+    if not rule.enabled:
+        out.append("disabled: events are not evaluated against this rule")
+    return out
+
+
+def to_out(rule: Rule, have_default_channel: bool) -> RuleOut:
+    warnings = warnings_of(rule, have_default_channel)
+    out = RuleOut.model_validate(rule, from_attributes=True)
+    out.warnings = warnings
+    out.deliverable = rule.enabled and (bool(rule.channels) or have_default_channel)
+    return out
+
+
+async def read(session: AsyncSession, rule: Rule) -> RuleOut:
+    return to_out(rule, bool(await channels_repo.defaults(session)))
+
+
+async def list_page(session: AsyncSession, cursor: str | None, limit: int) -> Page[RuleOut]:
+    rows, nxt = await repository.page(session, cursor=cursor, limit=limit)
+    have_default = bool(await channels_repo.defaults(session))
+    return Page[RuleOut](items=[to_out(r, have_default) for r in rows], next_cursor=nxt)
 
 
 async def create(session: AsyncSession, body: RuleIn, settings: Settings) -> RuleOut:
     await validate(session, body, settings)
     now = utcnow()
     rule = Rule(id=str(uuid.uuid4()), builtin=False, created_at=now, updated_at=now, **_fields(body))
-    session.add(rule)
-    await session.flush()
-    return to_out(rule)
+    await repository.add(session, rule)
+    return await read(session, rule)
 
 
 async def replace(session: AsyncSession, rule: Rule, body: RuleIn, settings: Settings) -> RuleOut:
@@ -111,4 +143,17 @@ async def replace(session: AsyncSession, rule: Rule, body: RuleIn, settings: Set
         setattr(rule, key, value)
     rule.updated_at = utcnow()
     await session.flush()
-    return to_out(rule)
+    return await read(session, rule)
+
+
+async def delete(session: AsyncSession, engine: Engine, rule: Rule) -> None:
+    """Delete a rule: its open alerts are resolved and other rules stop inhibiting through it."""
+    for alert in await alerts_repo.active_of_rules(session, [rule.id]):
+        await resolve(session, engine, alert, by="system", reason="rule deleted")
+    for other in await repository.inhibitors_of_any(session):
+        inhibits = other.inhibits or {}
+        if other.id != rule.id and rule.id in (inhibits.get("rules") or []):
+            remaining = [r for r in inhibits["rules"] if r != rule.id]
+            other.inhibits = {**inhibits, "rules": remaining} if remaining else None
+            other.updated_at = utcnow()
+    await repository.delete(session, rule)

@@ -5,16 +5,13 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Response
-from sqlalchemy import select
 
 from services.notifier.dependencies import IdempotencyDep, ReadScope, SilenceDep, WriteScope
-from services.notifier.models import Silence
 from services.notifier.silences import service
 from services.notifier.silences.schemas import SilenceIn, SilenceOut
 from shared.app import SessionDep
-from shared.db import utcnow
 from shared.errors import problems
-from shared.http import Cursor, Limit, Page, keyset_page
+from shared.http import Cursor, Limit, Page
 
 router = APIRouter(prefix="/v1/silences", tags=["silences"])
 
@@ -35,15 +32,7 @@ async def list_silences(
     limit: Limit = 50, cursor: Cursor = None,
 ) -> Page[SilenceOut]:
     """List silences, newest first."""
-    stmt = select(Silence)
-    now = utcnow()
-    if status == "active":
-        stmt = stmt.where(Silence.ends_at > now)
-    elif status == "expired":
-        stmt = stmt.where(Silence.ends_at <= now)
-    rows, nxt = await keyset_page(session, stmt, order_by=[Silence.created_at, Silence.id],
-                                  cursor=cursor, limit=limit)
-    return Page[SilenceOut](items=[service.to_out(s) for s in rows], next_cursor=nxt)
+    return await service.list_page(session, status, cursor, limit)
 
 
 @router.get("/{silence_id}", response_model=SilenceOut, responses=problems(404))

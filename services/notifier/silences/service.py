@@ -4,14 +4,22 @@ from __future__ import annotations
 
 import re
 import uuid
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.notifier.models import Silence
+from services.notifier.silences import repository
 from services.notifier.silences.schemas import Matcher, SilenceIn, SilenceOut
 from shared.db import utcnow
 from shared.errors import Unprocessable
+from shared.http import Page
+
+
+async def list_page(session: AsyncSession, status: Literal["active", "expired"] | None, cursor: str | None,
+                    limit: int) -> Page[SilenceOut]:
+    rows, nxt = await repository.page(session, status=status, now=utcnow(), cursor=cursor, limit=limit)
+    return Page[SilenceOut](items=[to_out(s) for s in rows], next_cursor=nxt)
 
 
 def to_out(s: Silence) -> SilenceOut:
@@ -41,8 +49,7 @@ async def create(session: AsyncSession, body: SilenceIn) -> SilenceOut:
     silence = Silence(id=str(uuid.uuid4()), matchers=[m.model_dump() for m in body.matchers],
                       created_by=body.created_by, comment=body.comment, starts_at=starts, ends_at=body.ends_at,
                       created_at=now)
-    session.add(silence)
-    await session.flush()
+    await repository.add(session, silence)
     return to_out(silence)
 
 
