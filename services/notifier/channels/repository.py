@@ -26,6 +26,11 @@ async def with_secrets(session: AsyncSession) -> list[Channel]:
     return list((await session.execute(stmt)).scalars().all())
 
 
+async def add(session: AsyncSession, channel: Channel) -> None:
+    session.add(channel)
+    await session.flush()
+
+
 async def delete(session: AsyncSession, channel: Channel) -> None:
     await session.delete(channel)
     await session.flush()

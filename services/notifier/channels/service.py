@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import ipaddress
 import logging
 import re
 import secrets
@@ -56,7 +57,13 @@ def check_url(url: str) -> str | None:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https"):
         return "must be an http(s) URL"
-    if not parts.hostname or not _HOST_RE.match(parts.netloc.rsplit("@", 1)[-1].rsplit(":", 1)[0] or "x"):
+    host = parts.hostname or ""
+    if ":" in host:
+        try:
+            ipaddress.IPv6Address(host.split("%", 1)[0])
+        except ValueError:
+            return "must name a host"
+    elif not host or not _HOST_RE.match(host):
         return "must name a host"
     if parts.username or parts.password:
         return "must not carry credentials"
@@ -156,8 +163,7 @@ async def create(session: AsyncSession, body: ChannelIn, box: SecretBox, setting
     now = utcnow()
     channel = Channel(id=str(uuid.uuid4()), name=body.name, kind=body.kind, config=config, secret_enc=stored,
                       lang=body.lang, is_default=body.default, created_at=now, updated_at=now)
-    session.add(channel)
-    await session.flush()
+    await repository.add(session, channel)
     return ChannelCreated(**to_out(channel, settings).model_dump(), secret=secret)
 
 
