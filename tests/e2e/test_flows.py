@@ -183,7 +183,7 @@ async def _alerts_reach_receiver(notifier: httpx.AsyncClient, receiver: WebhookR
     assert len(receiver.received) == 2, "the receiver got deliveries nobody expected"
     hook = Webhook(secret)
     for r in got:
-        assert r.json()["type"] == "alert.firing"
+        assert r.json()["type"] == "postsales.alert.fired"
         hook.verify(r.body, r.headers)  # raises on a bad signature
     firing = (await _json(await notifier.get("/v1/alerts", params={"status": "firing"}), 200))["items"]
     mine = {a["rule_name"]: a for a in firing if a["subject"] == account}
