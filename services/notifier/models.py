@@ -66,6 +66,7 @@ class AccountState(Base):
     name: Mapped[str | None] = mapped_column(String(500))
     owner: Mapped[str | None] = mapped_column(String(200))
     stage: Mapped[str | None] = mapped_column(String(50))
+    stage_at: Mapped[dt.datetime | None]
     health_band: Mapped[str | None] = mapped_column(String(20))
     health_score: Mapped[float | None]
     health_at: Mapped[dt.datetime | None]

@@ -132,7 +132,10 @@ async def dispatch(*, kind: str, config: dict[str, Any], secret: str | None, pay
         return await send_http(client, config["url"], payload["body"], {}, timeout)
     if kind == "email":
         password = secret or (settings.smtp_password.get_secret_value() if settings.smtp_password else None)
-        await send_email(smtp=effective_smtp(config, settings), password=password, to=config["address"],
+        smtp = effective_smtp(config, settings)
+        if not smtp["host"]:
+            raise SendError("no SMTP relay: set NOTIFIER_SMTP_HOST or the channel's smtp.host", permanent=True)
+        await send_email(smtp=smtp, password=password, to=config["address"],
                          subject=payload["subject"], text=payload["text"], timeout=timeout)
         return 250
     raise SendError(f"unknown channel kind '{kind}'")

@@ -239,3 +239,10 @@ async def test_onboarding_stuck_only_during_onboarding_and_resolves(service) -> 
         assert state == {"t1": "resolved", "t2": "resolved"}
         await inject(svc, make_event("postsales.task.overdue", "onb", task("onb", "t5", "milestone")))
         assert len(await alerts(svc, rule_name="onboarding-stuck")) == 2
+
+        # Imported history (an old move into onboarding) does not put the account back there.
+        long_ago = dt.datetime.now(dt.UTC) - dt.timedelta(days=200)
+        await inject(svc, make_event("postsales.account.stage_changed", "onb",
+                                     {"account_id": "onb", "from": "prospect", "to": "onboarding"}, time=long_ago))
+        await inject(svc, make_event("postsales.task.overdue", "onb", task("onb", "t6", "milestone")))
+        assert len(await alerts(svc, rule_name="onboarding-stuck")) == 2

@@ -69,12 +69,15 @@ async def remember_account(session: AsyncSession, event: CloudEvent) -> AccountS
             score = data.get("new_score")
             state.health_score = float(score) if isinstance(score, int | float) else None
             state.health_at = event.time
-    elif event.type == "postsales.account.stage_changed":
-        state.stage = data.get("to") or state.stage
     else:
-        state.name = data.get("name") or state.name
-        state.owner = data.get("owner") or state.owner
-        state.stage = data.get("stage") or state.stage
+        stage = data.get("to") if event.type == "postsales.account.stage_changed" else data.get("stage")
+        # Imported history arrives late: an older stage never overwrites a newer one.
+        if stage and (state.stage_at is None or event.time >= state.stage_at):
+            state.stage = stage
+            state.stage_at = event.time
+        if event.type != "postsales.account.stage_changed":
+            state.name = data.get("name") or state.name
+            state.owner = data.get("owner") or state.owner
     state.updated_at = now
     await session.flush()
     return state

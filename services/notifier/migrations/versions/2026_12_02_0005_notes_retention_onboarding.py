@@ -1,5 +1,7 @@
 """notifier: acknowledgement notes, retention indexes, `onboarding-stuck` only during onboarding
 
+- ``account_states.stage_at``: when the remembered stage took effect, so imported history (older
+  events arriving late) never overwrites a newer stage.
 - ``alerts.acknowledged_note``: ``ack`` and ``resolve`` take the same ``note``; resolve's goes to
   ``resolution`` as before.
 - Indexes the retention purge walks: resolved alerts by ``resolved_at``, finished deliveries by
@@ -18,7 +20,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from shared.db import JSONType
+from shared.db import JSONType, UTCDateTime
 
 revision: str = "0005"
 down_revision: str | None = "0004"
@@ -61,6 +63,8 @@ def _set(values: dict[str, object]) -> None:
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("account_states") as batch:
+        batch.add_column(sa.Column("stage_at", UTCDateTime(), nullable=True))
     with op.batch_alter_table("alerts") as batch:
         batch.add_column(sa.Column("acknowledged_note", sa.Text(), nullable=True))
     op.create_index("ix_alerts_status_resolved_at", "alerts", ["status", "resolved_at"])
@@ -74,5 +78,7 @@ def downgrade() -> None:
     op.drop_index("ix_alerts_status_resolved_at", table_name="alerts")
     with op.batch_alter_table("alerts") as batch:
         batch.drop_column("acknowledged_note")
+    with op.batch_alter_table("account_states") as batch:
+        batch.drop_column("stage_at")
 
 
