@@ -21,7 +21,7 @@ def test_blocked_addresses() -> None:
 
 async def test_link_local_and_metadata_targets_refused_at_creation(service) -> None:
     async with service("notifier", run_consumers=False, run_relay=False) as svc:
-        svc.ctx.state["resolver"].overrides["sneaky.example.test"] = ["10.0.0.1", "169.254.169.254"]
+        svc.ctx.extension.resolver.overrides["sneaky.example.test"] = ["10.0.0.1", "169.254.169.254"]
         for kind, url in (("webhook", "http://169.254.169.254/latest/meta-data/"),
                           ("webhook", "http://[fe80::1]:8080/hook"),
                           ("slack", "https://metadata.google.internal/computeMetadata/v1/"),
@@ -42,7 +42,7 @@ async def test_link_local_and_metadata_targets_refused_at_creation(service) -> N
 
 async def test_name_that_resolves_to_link_local_at_send_time_is_refused(service, receiver) -> None:
     async with service("notifier", run_consumers=False, run_relay=False, delivery_max_attempts=5, **FAST) as svc:
-        resolver = svc.ctx.state["resolver"]
+        resolver = svc.ctx.extension.resolver
         resolver.overrides["hooks.internal.test"] = ["127.0.0.1"]
         ch = await webhook_channel(svc, f"http://hooks.internal.test:{receiver.port}/hook")
         await rule(svc, name="csat-low", event_type="postsales.survey.csat", conditions={"data.score": {"lt": 3}},

@@ -10,9 +10,9 @@ from services.notifier.dependencies import (
     BoxDep,
     ChannelDep,
     IdempotencyDep,
-    SettingsDep,
     ReadScope,
     ResolverDep,
+    SettingsDep,
     WriteScope,
 )
 from shared.app import SessionDep

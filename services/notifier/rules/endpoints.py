@@ -7,9 +7,9 @@ from fastapi import APIRouter, Response
 from services.notifier.dependencies import (
     EngineDep,
     IdempotencyDep,
-    SettingsDep,
     ReadScope,
     RuleDep,
+    SettingsDep,
     WriteScope,
 )
 from services.notifier.rules import service
