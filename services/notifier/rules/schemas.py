@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.types import Bool
+from shared.types import Bool, DateTime
 
 Severity = Literal["info", "warning", "critical"]
 
@@ -66,11 +66,11 @@ class RuleReplace(RuleIn):
     """What ``PUT`` takes: a rule as ``GET`` returns it; the read-only fields are ignored."""
 
     id: str | None = Field(default=None, description="Read-only; ignored.")
-    builtin: bool | None = Field(default=None, description="Read-only; ignored.")
-    deliverable: bool | None = Field(default=None, description="Read-only; ignored.")
+    builtin: Bool | None = Field(default=None, description="Read-only; ignored.")
+    deliverable: Bool | None = Field(default=None, description="Read-only; ignored.")
     warnings: list[str] | None = Field(default=None, description="Read-only; ignored.")
-    created_at: dt.datetime | None = Field(default=None, description="Read-only; ignored.")
-    updated_at: dt.datetime | None = Field(default=None, description="Read-only; ignored.")
+    created_at: DateTime | None = Field(default=None, description="Read-only; ignored.")
+    updated_at: DateTime | None = Field(default=None, description="Read-only; ignored.")
 
 
 class RuleOut(RuleIn):
