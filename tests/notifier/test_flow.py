@@ -57,6 +57,7 @@ async def test_detractor_survey_gives_one_alert_and_one_signed_delivery(service,
 
         fired = await eventually(lambda: kafka.events(ALERTS, settle=0.3))
         assert [(e.type, e.data["alert_id"]) for e in fired] == [("postsales.alert.fired", alert.id)]
+        assert fired[0].data["link"] == "https://lifecycle.example.test/v1/accounts/acme"
 
         # Resolving tells the channel, once.
         r = await svc.client.post(f"/v1/alerts/{alert.id}/resolve", json={"by": "csm"})

@@ -159,16 +159,16 @@ async def fire(session: AsyncSession, engine: Engine, rule: Rule, event: CloudEv
         created_at=now, updated_at=now,
     )
     await repository.add(session, alert)
-    await engine.outbox.add(session, _alert_event(alert, ALERT_FIRED))
+    await engine.outbox.add(session, _alert_event(alert, ALERT_FIRED, engine.settings))
     return alert
 
 
-def _alert_event(alert: Alert, type_: str) -> CloudEvent:
+def _alert_event(alert: Alert, type_: str, settings: Settings) -> CloudEvent:
     data: dict[str, Any] = {
         "alert_id": alert.id, "rule": alert.rule_name, "rule_id": alert.rule_id, "severity": alert.severity,
         "fingerprint": alert.fingerprint, "status": alert.status, "labels": alert.labels,
         "summary": alert.summary, "account_id": alert.subject, "starts_at": alert.starts_at.isoformat(),
-        "event_type": alert.last_event.get("type"),
+        "event_type": alert.last_event.get("type"), "link": deliveries.account_link(settings, alert.subject),
     }
     if alert.resolved_at is not None:
         data.update(resolved_at=alert.resolved_at.isoformat(), resolved_by=alert.resolved_by,
@@ -205,7 +205,7 @@ async def resolve(session: AsyncSession, engine: Engine, alert: Alert, *, by: st
     alert.resolution = reason
     alert.updated_at = now
     await session.flush()
-    await engine.outbox.add(session, _alert_event(alert, ALERT_RESOLVED))
+    await engine.outbox.add(session, _alert_event(alert, ALERT_RESOLVED, engine.settings))
     # Tell the channels that heard about it, unless it is muted right now.
     if alert.notify_count > 0 and alert.suppressed_by is None:
         rule = await rules_repo.get(session, alert.rule_id)
