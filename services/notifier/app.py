@@ -46,8 +46,6 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         return Notifier(
             box=SecretBox(load_keys(key, s.postsales_data_dir)),
             engine=Engine(settings=s, outbox=ctx.outbox, wake_deliveries=asyncio.Event()), resolver=Resolver(),
-            purged_rows=Counter("notifier_purged_rows", "Rows deleted by the notifier's retention purge",
-                                ["table"], registry=registry),
             reencrypted=Counter("notifier_secrets_reencrypted",
                                 "Channel secrets re-encrypted under the current key", registry=registry))
 

@@ -20,7 +20,6 @@ class Notifier:
     box: SecretBox
     engine: Engine
     resolver: Resolver
-    purged_rows: Counter
     reencrypted: Counter
 
 

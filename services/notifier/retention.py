@@ -1,6 +1,7 @@
 """Bounded state: delivered/dead deliveries (with their attempts) and resolved alerts are deleted
-once older than their retention, in batches, by the maintenance loop. Active alerts, and pending or
-sending deliveries, are never purged; alert dedup only looks at active alerts (``active_key``), so
+once older than their retention, in batches (``RETENTION_BATCH_SIZE``), by the maintenance loop
+(every ``RETENTION_INTERVAL``, like the suite's purge of dedup and idempotency keys). Active alerts,
+and pending or sending deliveries, are never purged; alert dedup only looks at active alerts (``active_key``), so
 purging resolved ones cannot open a duplicate."""
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.notifier.alerts import repository as alerts_repo
 from services.notifier.deliveries import repository as deliveries_repo
-from services.notifier.settings import Settings, duration_seconds
+from services.notifier.settings import Settings
 from shared.db import utcnow
 
 MAX_BATCHES_PER_PASS = 100
@@ -48,15 +49,15 @@ async def purge(session_factory: async_sessionmaker[AsyncSession], settings: Set
     """One retention pass; each batch is its own short transaction."""
     now = now or utcnow()
     out = Purged()
-    batch = settings.purge_batch_size
-    before = now - dt.timedelta(seconds=duration_seconds(settings.delivery_retention))
+    batch = settings.retention_batch_size
+    before = now - settings.delivery_retention
     for _ in range(MAX_BATCHES_PER_PASS):
         async with session_factory() as session, session.begin():
             d, a = await _deliveries_batch(session, before, batch)
         out.add(deliveries=d, attempts=a)
         if d < batch:
             break
-    before = now - dt.timedelta(seconds=duration_seconds(settings.resolved_alert_retention))
+    before = now - settings.resolved_alert_retention
     for _ in range(MAX_BATCHES_PER_PASS):
         async with session_factory() as session, session.begin():
             n, d, a = await _alerts_batch(session, before, batch)

@@ -39,12 +39,12 @@ async def maintenance_pass(ctx: NotifierContext) -> int:
     for table, n in (("deliveries", purged.deliveries), ("delivery_attempts", purged.delivery_attempts),
                      ("alerts", purged.alerts)):
         if n:
-            ctx.extension.purged_rows.labels(table=table).inc(n)
+            ctx.metrics.retention_purged.labels(table=table).inc(n)
     if purged.deliveries or purged.alerts:
         log.info("retention: purged %d alerts, %d deliveries, %d attempts",
                  purged.alerts, purged.deliveries, purged.delivery_attempts)
     async with ctx.session_factory() as session, session.begin():
-        n = await reencrypt_stale(session, ctx.extension.box, settings.purge_batch_size)
+        n = await reencrypt_stale(session, ctx.extension.box, settings.retention_batch_size)
     if n:
         ctx.extension.reencrypted.inc(n)
         log.info("re-encrypted %d channel secrets under the current key", n)
@@ -54,7 +54,7 @@ async def maintenance_pass(ctx: NotifierContext) -> int:
 LOOPS: list[Periodic | BackgroundLoop] = [
     Periodic("notification-pass", every="evaluation_interval", run=notification_pass, again_if_busy=True),
     delivery_loop,
-    Periodic("notifier-maintenance", every="maintenance_interval", run=maintenance_pass),
+    Periodic("notifier-maintenance", every="retention_interval", run=maintenance_pass),
 ]
 
 __all__ = ["LOOPS", "delivery_loop", "engine_of", "maintenance_pass", "notification_pass"]

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
-import re
 from typing import ClassVar, Literal
 
 from pydantic import Field, SecretStr, model_validator
 
-from shared.settings import ServiceSettings
+from shared.settings import Duration, ServiceSettings
 
 
 class Settings(ServiceSettings):
@@ -29,19 +29,19 @@ class Settings(ServiceSettings):
         description="Master key(s) for channel secrets at rest, comma-separated: the first encrypts, all decrypt "
                     "(key rotation). Unset: a key file in POSTSALES_DATA_DIR (give every replica the same "
                     "NOTIFIER_SECRET_KEY in production).")
-    max_trigger_age: str = Field(
-        default="7d", description="Events older than this (by their `time`) fire and resolve no alert: importing "
-                                  "history pages no one.")
+    max_trigger_age: Duration = Field(
+        default=dt.timedelta(days=7), gt=dt.timedelta(0),
+        description="Events older than this (by their `time`) fire and resolve no alert: importing history pages "
+                    "no one.")
     allow_link_local_targets: bool = Field(
         default=False, description="Allow webhook/Slack targets on link-local or cloud-metadata addresses "
                                    "(169.254/16, fe80::/10, 169.254.169.254, fd00:ec2::254 ...).")
-    delivery_retention: str = Field(
-        default="30d", description="Delivered and dead deliveries, with their attempts, are kept this long.")
-    resolved_alert_retention: str = Field(
-        default="90d", description="Resolved alerts are kept this long after resolution; active ones always.")
-    maintenance_interval: float = Field(
-        default=3600.0, gt=0, description="Seconds between retention purges (and secret re-encryption passes).")
-    purge_batch_size: int = Field(default=1000, ge=1, le=100_000, description="Rows deleted per statement.")
+    delivery_retention: Duration = Field(
+        default=dt.timedelta(days=30), gt=dt.timedelta(0),
+        description="Delivered and dead deliveries, with their attempts, are kept this long.")
+    resolved_alert_retention: Duration = Field(
+        default=dt.timedelta(days=90), gt=dt.timedelta(0),
+        description="Resolved alerts are kept this long after resolution; active ones always.")
     default_lang: Literal["en", "ja"] = "en"
     consume_usage: bool = Field(
         default=False,
@@ -70,8 +70,6 @@ class Settings(ServiceSettings):
     def _lease_covers_timeout(self) -> Settings:
         if self.delivery_lease <= self.delivery_timeout:
             raise ValueError("delivery_lease must be longer than delivery_timeout")
-        for name in ("max_trigger_age", "delivery_retention", "resolved_alert_retention"):
-            duration_seconds(getattr(self, name))  # raises ValueError naming the bad value
         return self
 
     def public_url(self, service: str) -> str:
@@ -82,19 +80,5 @@ class Settings(ServiceSettings):
         port = os.environ.get(f"{service.upper()}_PORT") or str(DEFAULT_PORTS[service])
         return f"http://127.0.0.1:{port}"
 
-    @property
-    def max_trigger_age_seconds(self) -> float:
-        return duration_seconds(self.max_trigger_age)
-
 
 DEFAULT_PORTS = {"handoff": 8001, "lifecycle": 8002, "metrics": 8003, "notifier": 8004, "console": 8005}
-_DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d)\s*$")
-_UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def duration_seconds(text: str) -> float:
-    """Seconds in a setting like ``"7d"``, ``"12h"``, ``"30m"``, ``"90s"`` (no upper bound, unlike rule durations)."""
-    m = _DURATION.match(text)
-    if not m or int(m.group(1)) <= 0:
-        raise ValueError(f"'{text}' is not a positive duration like 90s, 30m, 12h or 7d")
-    return float(int(m.group(1)) * _UNIT[m.group(2)])

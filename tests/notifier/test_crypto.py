@@ -71,7 +71,7 @@ async def _stored(svc, channel_id: str) -> str:
 
 
 async def test_rotation_in_a_running_service_keeps_signatures_valid(service, receiver) -> None:
-    common = {**FAST, "run_consumers": False, "run_relay": False, "maintenance_interval": 0.2}
+    common = {**FAST, "run_consumers": False, "run_relay": False, "retention_interval": 0.2}
     async with service("notifier", secret_key=OLD, **common) as svc:
         url = svc.ctx.settings.database_url
         ch = await webhook_channel(svc, receiver.url())

@@ -23,7 +23,7 @@ async def _backdate(svc, *, alert_id: str, alert_values: dict, delivery_age: dt.
 
 async def test_purge_keeps_what_is_young_or_active_and_dedup_still_works(service, receiver) -> None:
     settings = {**FAST, "delivery_retention": "7d", "resolved_alert_retention": "30d",
-                "maintenance_interval": 0.3, "purge_batch_size": 2}
+                "retention_interval": 0.3, "retention_batch_size": 2}
     async with service("notifier", run_consumers=False, run_relay=False, **settings) as svc:
         ch = await webhook_channel(svc, receiver.url())
         await rule(svc, name="csat-low", event_type="postsales.survey.csat", conditions={"data.score": {"lt": 3}},
@@ -86,9 +86,9 @@ async def test_purge_keeps_what_is_young_or_active_and_dedup_still_works(service
         assert n_attempts == 1  # every purged delivery took its attempts with it
 
         metrics = (await svc.client.get("/metrics")).text
-        assert 'notifier_purged_rows_total{table="alerts"} 6.0' in metrics
-        assert 'notifier_purged_rows_total{table="deliveries"} 14.0' in metrics
-        assert 'notifier_purged_rows_total{table="delivery_attempts"} 14.0' in metrics
+        assert 'retention_purged_rows_total{table="alerts"} 6.0' in metrics
+        assert 'retention_purged_rows_total{table="deliveries"} 14.0' in metrics
+        assert 'retention_purged_rows_total{table="delivery_attempts"} 14.0' in metrics
 
         # Dedup inside the window: the same condition folds into the 400-day-old firing alert.
         await inject(svc, make_event("postsales.survey.csat", "old-firing", {"score": 2}))

@@ -9,13 +9,10 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.notifier.models import AccountState, Alert
+from shared.db import is_postgresql
 from shared.http import keyset_page
 
 ACTIVE = ("firing", "acknowledged")
-
-
-def _lock(session: AsyncSession) -> bool:
-    return session.get_bind().dialect.name != "sqlite"
 
 
 async def get(session: AsyncSession, alert_id: str) -> Alert | None:
@@ -43,14 +40,14 @@ async def add(session: AsyncSession, alert: Alert) -> None:
 async def active_of_rule_for_subject(session: AsyncSession, rule_id: str, subject: str) -> list[Alert]:
     stmt = select(Alert).where(Alert.rule_id == rule_id, Alert.subject == subject, Alert.status.in_(ACTIVE)) \
         .order_by(Alert.created_at, Alert.id)
-    if _lock(session):
+    if is_postgresql(session):
         stmt = stmt.with_for_update()
     return list((await session.execute(stmt)).scalars().all())
 
 
 async def active_by_fingerprint(session: AsyncSession, fp: str) -> Alert | None:
     stmt = select(Alert).where(Alert.active_key == fp)
-    if _lock(session):
+    if is_postgresql(session):
         stmt = stmt.with_for_update()
     return (await session.execute(stmt)).scalar_one_or_none()
 
@@ -67,7 +64,7 @@ async def due_for_notification(session: AsyncSession, now: dt.datetime, limit: i
     stmt = (select(Alert).where(Alert.status.in_(ACTIVE), Alert.next_notify_at.is_not(None),
                                 Alert.next_notify_at <= now)
             .order_by(Alert.next_notify_at, Alert.id).limit(limit))
-    if _lock(session):
+    if is_postgresql(session):
         stmt = stmt.with_for_update(skip_locked=True)
     return list((await session.execute(stmt)).scalars().all())
 
@@ -86,6 +83,8 @@ async def resolved_before(session: AsyncSession, before: dt.datetime, limit: int
     stmt = (select(Alert.id).where(Alert.status == "resolved", Alert.active_key.is_(None),
                                    Alert.resolved_at < before)
             .order_by(Alert.resolved_at, Alert.id).limit(limit))
+    if is_postgresql(session):
+        stmt = stmt.with_for_update(skip_locked=True)  # replicas purging together split the rows
     return list((await session.execute(stmt)).scalars().all())
 
 

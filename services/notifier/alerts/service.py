@@ -98,7 +98,7 @@ async def evaluate(session: AsyncSession, engine: Engine, event: CloudEvent) -> 
     An event older than ``NOTIFIER_MAX_TRIGGER_AGE`` only updates what the notifier knows about the
     account: imported history neither pages anyone nor closes today's alerts."""
     state = await remember_account(session, event)
-    if event.time < utcnow() - seconds(engine.settings.max_trigger_age_seconds):
+    if event.time < utcnow() - engine.settings.max_trigger_age:
         return
     doc = event_context(event, _account_doc(state))
     for rule in await rules_repo.enabled(session):

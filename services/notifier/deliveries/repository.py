@@ -10,13 +10,10 @@ from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.notifier.models import Delivery, DeliveryAttempt
+from shared.db import is_postgresql
 from shared.http import keyset_page
 
 FINISHED = ("delivered", "dead")
-
-
-def _lock(session: AsyncSession) -> bool:
-    return session.get_bind().dialect.name != "sqlite"
 
 
 async def get(session: AsyncSession, delivery_id: str) -> Delivery | None:
@@ -70,7 +67,7 @@ async def due(session: AsyncSession, now: dt.datetime, limit: int) -> list[Deliv
         and_(Delivery.status == "sending", Delivery.claimed_until < now),
     )
     stmt = select(Delivery).where(cond).order_by(Delivery.next_attempt_at, Delivery.id).limit(limit)
-    if _lock(session):
+    if is_postgresql(session):
         stmt = stmt.with_for_update(skip_locked=True)
     return list((await session.execute(stmt)).scalars().all())
 
@@ -96,7 +93,7 @@ async def finish_attempt(session: AsyncSession, attempt_id: str, *, outcome: str
 
 async def locked(session: AsyncSession, delivery_id: str) -> Delivery | None:
     stmt = select(Delivery).where(Delivery.id == delivery_id)
-    if _lock(session):
+    if is_postgresql(session):
         stmt = stmt.with_for_update()
     return (await session.execute(stmt)).scalar_one_or_none()
 
@@ -106,9 +103,11 @@ async def locked(session: AsyncSession, delivery_id: str) -> Delivery | None:
 async def purge_finished(session: AsyncSession, before: dt.datetime, batch: int) -> tuple[int, int]:
     """Delete up to ``batch`` delivered/dead deliveries last touched before ``before``, with their
     attempts; returns (deliveries, attempts) deleted. Pending and sending ones are never touched."""
-    ids = list((await session.execute(
-        select(Delivery.id).where(Delivery.status.in_(FINISHED), Delivery.updated_at < before)
-        .order_by(Delivery.updated_at, Delivery.id).limit(batch))).scalars().all())
+    stmt = (select(Delivery.id).where(Delivery.status.in_(FINISHED), Delivery.updated_at < before)
+            .order_by(Delivery.updated_at, Delivery.id).limit(batch))
+    if is_postgresql(session):
+        stmt = stmt.with_for_update(skip_locked=True)  # replicas purging together split the rows
+    ids = list((await session.execute(stmt)).scalars().all())
     return await _delete_deliveries(session, ids)
 
 
