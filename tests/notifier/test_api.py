@@ -118,7 +118,7 @@ async def test_default_rules_exist_and_scopes_apply(service) -> None:
     async with service("notifier", run_consumers=False, run_relay=False) as svc:
         rules = {r["name"]: r for r in (await svc.client.get("/v1/rules")).json()["items"]}
         assert {"health-turned-red", "nps-detractor", "renewal-at-risk", "onboarding-stuck",
-                "commitment-at-risk"} <= set(rules)
+                "commitment-at-risk", "churn-risk-high"} <= set(rules)
         assert all(rules[n]["builtin"] and rules[n]["channels"] == [] for n in rules)
         assert rules["health-turned-red"]["resolve_when"]["conditions"] == {"data.new_band": {"eq": "green"}}
         ro = svc.client_for(RO)

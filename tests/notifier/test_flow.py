@@ -108,7 +108,7 @@ async def test_silence_inhibition_and_automatic_resolution(service, kafka, recei
             make_event("postsales.ticket.opened", "calm-co", {"ticket_id": "t3"}),
         ])
         await kafka.publish(METRICS, [make_event("postsales.health.changed", "red-co", {
-            "account_id": "red-co", "new_score": 20, "new_band": "red"})])
+            "account_id": "red-co", "new_score": 20, "new_band": "red", "old_band": "yellow"})])
 
         async def settled() -> dict:
             got = {a.subject: a for a in await alerts(svc, rule_name="ticket-opened")}

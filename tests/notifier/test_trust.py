@@ -37,7 +37,7 @@ async def test_builtin_rules_only_name_registered_types(service) -> None:
     async with service("notifier", run_consumers=False, run_relay=False) as svc:
         items = (await svc.client.get("/v1/rules", params={"limit": 500})).json()["items"]
         builtin = [r for r in items if r["builtin"]]
-        assert len(builtin) == 5
+        assert len(builtin) == 6
         for r in builtin:
             check_event_type(r["event_type"])
             rws = r["resolve_when"] or []
