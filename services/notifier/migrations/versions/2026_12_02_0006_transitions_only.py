@@ -41,7 +41,8 @@ CHURN_RISK = {
     "description": "An account's churn-risk band moved into high; resolves when it drops to medium or low.",
     "event_type": "postsales.risk.changed",
     "conditions": {"data.new_band": {"eq": "high"}, "data.old_band": {"exists": True}},
-    "resolve_when": {"event_type": "postsales.risk.changed", "conditions": {"data.new_band": {"in": ["low", "medium"]}}},
+    "resolve_when": {"event_type": "postsales.risk.changed",
+                     "conditions": {"data.new_band": {"in": ["low", "medium"]}}},
     "group_wait": "30s", "repeat_interval": "7d",
     "summary": {"en": "Churn risk of {{ account.name or subject }} is high "
                       "(probability {{ data.new_probability }}, was {{ data.old_band }})",
