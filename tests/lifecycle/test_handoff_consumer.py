@@ -74,10 +74,14 @@ async def test_accepted_handoff_creates_one_account_with_its_plan_and_health_sho
         older = make_event("postsales.health.changed", "acme-corp", {
             "account_id": "acme-corp", "old_score": 40, "new_score": 80, "old_band": "yellow", "new_band": "green"},
             source="/services/metrics", time=t_new - dt.timedelta(days=3))
-        await kafka.publish(METRICS_TOPIC, [newer, older])
-        await eventually(lambda: _async(consumer.stats["applied"] >= 4), timeout=20, message="health consumed")
+        # A score-only update (the band stays red) refreshes the copy without a timeline entry.
+        same_band = make_event("postsales.health.changed", "acme-corp", {
+            "account_id": "acme-corp", "old_score": 35.5, "new_score": 29.5, "old_band": "red", "new_band": "red"},
+            source="/services/metrics", time=t_new + dt.timedelta(hours=1))
+        await kafka.publish(METRICS_TOPIC, [newer, older, same_band])
+        await eventually(lambda: _async(consumer.stats["applied"] >= 5), timeout=20, message="health consumed")
         acc = (await svc.client.get("/v1/accounts/acme-corp")).json()
-        assert acc["health"]["band"] == "red" and acc["health"]["score"] == 35.5
+        assert acc["health"]["band"] == "red" and acc["health"]["score"] == 29.5
         red = (await svc.client.get("/v1/accounts", params={"health_band": "red"})).json()["items"]
         green = (await svc.client.get("/v1/accounts", params={"health_band": "green"})).json()["items"]
         assert [a["id"] for a in red] == ["acme-corp"] and green == []

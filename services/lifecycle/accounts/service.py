@@ -224,11 +224,12 @@ async def apply_handoff(session: AsyncSession, event: CloudEvent, handoff: Hando
 
 async def apply_health(session: AsyncSession, event: CloudEvent, health: HealthChanged) -> None:
     """Keep the latest health per account (by event time: a late, older event does not win) and put
-    every change on the timeline."""
+    every band change on the timeline (a score-only update refreshes the copy without an entry)."""
     account_id = health.account_id or event.subject
-    record(session, account_id=account_id, type=event.type, occurred_at=event.time, event_id=event.id,
-           summary=f"Health {health.old_band or 'n/a'} → {health.new_band} ({health.new_score:g})",
-           data=event.data)
+    if health.old_band != health.new_band:
+        record(session, account_id=account_id, type=event.type, occurred_at=event.time, event_id=event.id,
+               summary=f"Health {health.old_band or 'n/a'} → {health.new_band} ({health.new_score:g})",
+               data=event.data)
     current = await repo.get_health(session, account_id, lock=True)
     if current is None:
         session.add(AccountHealth(account_id=account_id, score=health.new_score, band=health.new_band,
