@@ -5,6 +5,8 @@
   ``POSTSALES_API_KEYS`` is set, and prints it.
 - Migrates each service's database, starts each service as a child process, waits for its
   ``/healthz`` and prints the URLs.
+- Writes what it started to ``$POSTSALES_DATA_DIR/suite.json`` (URLs, broker, token file), which the
+  ``postsales`` CLI reads; the file is marked stopped on exit.
 - Ctrl-C (or SIGTERM) stops every child; a child that dies is reported and stops the suite.
   Children also get SIGTERM from the kernel if the runner itself is killed (no orphans).
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import datetime as dt
 import json
 import os
 import secrets
@@ -24,6 +27,7 @@ import urllib.request
 from pathlib import Path
 from types import FrameType
 
+from deploy.cli import suitefile
 from shared.events.broker import EmbeddedBroker, free_port, wait_for_port
 
 SERVICES: dict[str, int] = {"handoff": 8001, "lifecycle": 8002, "metrics": 8003, "notifier": 8004}
@@ -68,6 +72,7 @@ class Runner:
         self.broker: EmbeddedBroker | None = None
         self.children: dict[str, subprocess.Popen[bytes]] = {}
         self.stopping = False
+        self.suite_file: Path | None = None
 
     def port(self, name: str) -> int:
         return int(self.env.get(f"{name.upper()}_PORT") or SERVICES[name])
@@ -108,12 +113,32 @@ class Runner:
             time.sleep(0.2)
         if pending:
             raise RuntimeError(f"services not healthy after 60s: {sorted(pending)}")
+        self.write_suite_file(token is not None)
         for name in SERVICES:
-            say(f"{name:<10} http://127.0.0.1:{self.port(name)}  (docs: /docs)")
+            say(f"{name:<10} {self.url(name)}  (docs: /docs)")
         if token:
             say(f"development token (admin): {token}")
-            say(f'try: curl -H "Authorization: Bearer {token}" http://127.0.0.1:{self.port("handoff")}/v1/handoffs')
+            say(f'try: curl -H "Authorization: Bearer {token}" {self.url("handoff")}/v1/handoffs')
+        for line in cli_hints():
+            say(line)
         say("all four services are up; Ctrl-C stops everything")
+
+    def url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.port(name)}"
+
+    def write_suite_file(self, dev_token: bool) -> None:
+        """What was started, for the CLI; only SQLite URLs are recorded (they hold no password)."""
+        databases = {name: f"sqlite+aiosqlite:///{self.data_dir / (name + '.db')}" for name in SERVICES
+                     if not (self.env.get("DATABASE_URL") or self.env.get(f"{name.upper()}_DATABASE_URL"))}
+        self.suite_file = suitefile.path(self.data_dir)
+        suitefile.write(self.suite_file, suitefile.SuiteFile(
+            services={name: self.url(name) for name in SERVICES},
+            bootstrap=self.env["KAFKA_BOOTSTRAP_SERVERS"], topic_prefix=self.env.get("KAFKA_TOPIC_PREFIX", ""),
+            embedded_broker=self.broker is not None,
+            token_file=str(self.data_dir / "dev-token") if dev_token else None,
+            databases=databases, pid=os.getpid(), status="running",
+            started_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds")))
+        say(f"wrote {self.suite_file} (the postsales CLI reads it)")
 
     def check_children(self) -> None:
         for name, proc in self.children.items():
@@ -134,9 +159,26 @@ class Runner:
                 say(f"{name} did not stop in time; killing it")
                 proc.kill()
                 proc.wait()
+        if self.suite_file is not None:
+            with contextlib.suppress(OSError):
+                suitefile.mark_stopped(self.suite_file)
         if self.broker is not None:
             self.broker.stop()
         say("stopped")
+
+
+def cli_hints() -> list[str]:
+    """The banner's "try the CLI" lines, with the path to the installed command."""
+    exe = Path(sys.executable).parent / "postsales"
+    with contextlib.suppress(ValueError):
+        exe = exe.relative_to(Path.cwd())
+    cli = str(exe) if exe.exists() else "postsales"
+    return ["ops CLI (finds this suite by itself):",
+            f"  {cli} lag                              consumer lag per group and partition",
+            f"  {cli} outbox                           unpublished events per service",
+            f"  {cli} alerts tail                      follow the notifier's alerts",
+            f"  {cli} dlq list postsales.usage.v1      dead-lettered messages of a topic",
+            f"  {cli} --help                           everything else"]
 
 
 class ChildDied(RuntimeError):

@@ -1,0 +1,159 @@
+"""``make fuzz``: schemathesis against every service's OpenAPI on live processes, with a time budget.
+
+Unlike the bounded, fixed-seed run in ``make test`` (``tests/api/test_schemathesis.py``), this runs
+every phase (examples, coverage, fuzzing, stateful) with a fresh random seed, printed so a finding
+can be reproduced with ``FUZZ_SEED=<seed> make fuzz``. Each service runs as ``make run`` starts it
+(``python -m services.<name>``, its own fresh SQLite database, the embedded broker), one at a time.
+
+Settings (environment): ``FUZZ_SECONDS`` per service (default 180), ``FUZZ_SERVICES`` (comma
+separated; default every service), ``FUZZ_SEED``, ``FUZZ_MAX_EXAMPLES`` (per operation and phase),
+``FUZZ_WORKERS`` (default 1), ``FUZZ_REPORT_DIR`` (default ``data/fuzz``: the JUnit and NDJSON
+reports and each service's log). Exit code 0 only when no service had a finding.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from deploy.run import SERVICES
+from shared.events.broker import EmbeddedBroker, free_port
+from shared.testing.helpers import ADMIN_TOKEN, TEST_API_KEYS, unique_prefix
+from shared.testing.suite import ServiceProcess
+
+# No 5xx, responses match their schema and declared status codes, invalid input is refused, auth is
+# enforced; in the stateful phase, a created resource can be read and a deleted one is gone.
+CHECKS = ("not_a_server_error,response_schema_conformance,status_code_conformance,negative_data_rejection,"
+          "ignored_auth,content_type_conformance,use_after_free,ensure_resource_availability")
+PHASES = "examples,coverage,fuzzing,stateful"
+# Undeclared methods only feed `unsupported_method`, which is not among the checks.
+CONFIG = "[phases.coverage]\nunexpected-methods = []\n"
+
+
+@dataclass
+class Outcome:
+    service: str
+    seed: int
+    exit_code: int
+    seconds: float
+    summary: str
+    failures: list[str]
+
+
+def say(message: str) -> None:
+    print(f"[fuzz] {message}", flush=True)
+
+
+def has_openapi(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url + "/openapi.json", timeout=5) as r:  # noqa: S310 - local http URL
+            return bool(r.status == 200)
+    except OSError:
+        return False
+
+
+def failures_of(report: str) -> list[str]:
+    """The lines of schemathesis' report that name a failing operation and what failed."""
+    found: list[str] = []
+    operation = ""
+    for line in report.splitlines():
+        head = re.match(r"_+ (GET|POST|PUT|PATCH|DELETE|HEAD|OPTIONS) (\S+) _+$", line.strip())
+        if head:
+            operation = f"{head[1]} {head[2]}"
+            continue
+        failure = re.match(r"^\s*-\s+(.+)$", line)
+        if operation and failure and not failure[1].startswith(("http", "Reproduce")):
+            entry = f"{operation}: {failure[1].strip()}"
+            if entry not in found:
+                found.append(entry)
+    return found
+
+
+def fuzz_service(name: str, port: int, bootstrap: str, work: Path, report_dir: Path, seed: int,
+                 seconds: int, max_examples: str | None, workers: str) -> Outcome | None:
+    data = work / name
+    data.mkdir(parents=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "DATABASE_URL", "POSTSALES_"))}
+    env |= {"KAFKA_BOOTSTRAP_SERVERS": bootstrap, "KAFKA_TOPIC_PREFIX": unique_prefix(),
+            "POSTSALES_API_KEYS": json.dumps(TEST_API_KEYS), "POSTSALES_DATA_DIR": str(data),
+            f"{name.upper()}_PORT": str(port), "LOG_LEVEL": "WARNING"}
+    subprocess.run([sys.executable, "-m", f"services.{name}", "migrate"], env=env, check=True,  # noqa: S603
+                   stdout=subprocess.DEVNULL)
+    log = report_dir / f"{name}.log"
+    log.unlink(missing_ok=True)
+    proc = ServiceProcess(name, port, env, log)
+    proc.start()
+    try:
+        proc.wait_ready(180)
+        if not has_openapi(proc.url):
+            say(f"{name}: no /openapi.json, skipped")
+            return None
+        config = work / "schemathesis.toml"
+        config.write_text(CONFIG)
+        cmd = [sys.executable, "-m", "schemathesis.cli", "--config-file", str(config), "--no-color",
+               "run", f"{proc.url}/openapi.json", "--checks", CHECKS, "--phases", PHASES,
+               "--header", f"Authorization: Bearer {ADMIN_TOKEN}", "--seed", str(seed),
+               "--max-time", str(seconds), "--workers", workers, "--request-timeout", "30",
+               "--report", "junit,ndjson", "--report-dir", str(report_dir / name)]
+        if max_examples:
+            cmd += ["--max-examples", max_examples]
+        say(f"{name}: {seconds}s budget on {proc.url} (seed {seed})")
+        started = time.monotonic()
+        result = subprocess.run(cmd, cwd=work, capture_output=True, text=True, check=False,  # noqa: S603
+                                env=os.environ | {"NO_COLOR": "1"}, timeout=seconds * 3 + 600)
+        elapsed = time.monotonic() - started
+    finally:
+        proc.stop()
+    report = result.stdout + result.stderr
+    (report_dir / f"{name}.txt").write_text(report)
+    summary = next((line.strip() for line in reversed(report.splitlines())
+                    if re.search(r"\b(passed|failed|errors?)\b", line) and "=" in line), "")
+    return Outcome(name, seed, result.returncode, elapsed, summary, failures_of(report))
+
+
+def main() -> int:
+    seconds = int(os.environ.get("FUZZ_SECONDS") or 180)
+    names = [s.strip() for s in (os.environ.get("FUZZ_SERVICES") or ",".join(SERVICES)).split(",") if s.strip()]
+    unknown = set(names) - set(SERVICES)
+    if unknown:
+        say(f"unknown service(s) {sorted(unknown)}; one of: {', '.join(SERVICES)}")
+        return 2
+    seed = int(os.environ.get("FUZZ_SEED") or random.SystemRandom().randrange(2**31))
+    report_dir = Path(os.environ.get("FUZZ_REPORT_DIR") or "data/fuzz").resolve()
+    report_dir.mkdir(parents=True, exist_ok=True)
+    say(f"seed {seed} (reproduce: FUZZ_SEED={seed} make fuzz); {seconds}s per service; reports in {report_dir}")
+    outcomes: list[Outcome] = []
+    work = Path(tempfile.mkdtemp(prefix="postsales-fuzz-"))
+    broker = EmbeddedBroker(log_path=work / "broker.log").start()
+    try:
+        for name in names:
+            outcome = fuzz_service(name, free_port(), broker.bootstrap, work, report_dir, seed, seconds,
+                                   os.environ.get("FUZZ_MAX_EXAMPLES"), os.environ.get("FUZZ_WORKERS") or "1")
+            if outcome is not None:
+                outcomes.append(outcome)
+                state = "ok" if outcome.exit_code == 0 else f"FAILED (exit {outcome.exit_code})"
+                say(f"{name}: {state} in {outcome.seconds:.0f}s  {outcome.summary}")
+                for failure in outcome.failures:
+                    say(f"  {name}  {failure}")
+    finally:
+        broker.stop()
+        shutil.rmtree(work, ignore_errors=True)
+    bad = [o for o in outcomes if o.exit_code != 0]
+    say(f"seed {seed}: {len(outcomes) - len(bad)} of {len(outcomes)} service(s) clean"
+        + (f"; findings in {', '.join(o.service for o in bad)} (full reports: {report_dir}/<service>.txt)"
+           if bad else ""))
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
