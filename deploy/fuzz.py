@@ -116,8 +116,8 @@ def fuzz_service(name: str, port: int, bootstrap: str, work: Path, report_dir: P
         proc.stop()
     report = result.stdout + result.stderr
     (report_dir / f"{name}.txt").write_text(report)
-    summary = next((line.strip() for line in reversed(report.splitlines())
-                    if re.search(r"\b(passed|failed|errors?)\b", line) and "=" in line), "")
+    lines = report.splitlines()
+    summary = next((lines[i + 1].strip() for i, line in enumerate(lines[:-1]) if line.strip() == "Test cases:"), "")
     return Outcome(name, seed, result.returncode, elapsed, summary, failures_of(report))
 
 

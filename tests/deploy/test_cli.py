@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 import uvicorn
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from click.testing import Result
@@ -22,7 +23,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlalchemy.orm import DeclarativeBase
 from typer.testing import CliRunner
 
-from deploy.cli import app
+from deploy.cli import app, suitefile
 from shared.auth import KeyStore
 from shared.db import TYPE_ANNOTATION_MAP, create_engine, infra_tables, service_metadata
 from shared.events.broker import free_port
@@ -66,6 +67,24 @@ async def serve(app: FastAPI) -> AsyncIterator[str]:
 
 async def _started(server: uvicorn.Server) -> bool:
     return server.started
+
+
+@pytest.fixture(autouse=True)
+def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test has its own data directory: a `make run` in the checkout must not leak into it."""
+    path = tmp_path / "data"
+    path.mkdir()
+    monkeypatch.setenv("POSTSALES_DATA_DIR", str(path))
+    for name in ("KAFKA_BOOTSTRAP_SERVERS", "KAFKA_TOPIC_PREFIX", "POSTSALES_TOKEN", "POSTSALES_METRICS_URL",
+                 "POSTSALES_NOTIFIER_URL"):
+        monkeypatch.delenv(name, raising=False)
+    return path
+
+
+def write_suite(data_dir: Path, **fields: Any) -> suitefile.SuiteFile:
+    suite = suitefile.SuiteFile(**({"services": {}, "bootstrap": "", "pid": os.getpid()} | fields))
+    suitefile.write(suitefile.path(data_dir), suite)
+    return suite
 
 
 # --- hash-token -------------------------------------------------------------------------------------
@@ -305,9 +324,12 @@ async def test_lag_shows_end_minus_committed_per_group_and_partition(
         kafka_bootstrap: str, topic_prefix: str, kafka: KafkaProbe) -> None:
     topic = topic_prefix + USAGE_TOPIC
     await ensure_topics(kafka_bootstrap, [topic], partitions=2)
-    for i in range(5):
-        await kafka.publish(USAGE_TOPIC, [make_event("usage.login", f"a{i}", {"user_id": "u"})],
-                            key="left" if i < 3 else "right")
+    # Multi-record batches, as the relay and ingest send them: on the embedded broker, ListOffsets
+    # answers the last batch's base offset + 1 (END 1 for a 3-record batch), the high watermark is right.
+    await kafka.publish(USAGE_TOPIC, [make_event("usage.login", f"a{i}", {"user_id": "u"}) for i in range(3)],
+                        key="left")
+    await kafka.publish(USAGE_TOPIC, [make_event("usage.login", f"a{i}", {"user_id": "u"}) for i in (3, 4)],
+                        key="right")
     records = await kafka.read_all(USAGE_TOPIC)
     per_partition = Counter(r.partition for r in records)
     assert sum(per_partition.values()) == 5
@@ -331,6 +353,17 @@ async def test_lag_shows_end_minus_committed_per_group_and_partition(
         assert got == expected, args
     table = await cli("lag", env=env)
     assert f"total lag {group}: {5 - sum(committed.values())}" in table.stderr
+
+    # Without flags or environment, the running `make run` suite's broker and prefix are used.
+    data_dir = Path(os.environ["POSTSALES_DATA_DIR"])
+    write_suite(data_dir, bootstrap=kafka_bootstrap, topic_prefix=topic_prefix)
+    found = await cli("lag", "--json", "--group", group)
+    assert found.exit_code == 0, found.output
+    assert sorted((r["topic"], r["partition"], r["end"]) for r in json_lines(found)) == sorted(
+        (USAGE_TOPIC, p, per_partition[p]) for p in per_partition)
+    # A flag beats the suite file: a broker nobody listens on fails, it does not fall back.
+    down = await cli("lag", "--bootstrap", f"127.0.0.1:{free_port()}", "--group", group)
+    assert down.exit_code == 1 and "Kafka" in down.stderr
 
 
 # --- HTTP commands ---------------------------------------------------------------------------------
@@ -409,3 +442,53 @@ async def test_alerts_tail_prints_existing_then_new_alerts_once(service: Any, ka
         assert sorted(line.split()[3] for line in lines.stdout.splitlines()) == ["acct-1", "acct-2"]
         refused = await cli("alerts", "tail", "--url", url, env={"POSTSALES_TOKEN": "test-no-scope-token-0123456789ab"})
         assert refused.exit_code == 1 and "HTTP 403" in refused.stderr
+
+
+# --- finding the local suite --------------------------------------------------------------------------
+
+async def test_http_commands_use_the_running_suite_and_send_its_token_only_to_its_own_addresses(
+        service: Any, data_dir: Path) -> None:
+    async with service("notifier") as svc, serve(svc.app) as url:
+        token_file = data_dir / "dev-token"
+        no_scope = "test-no-scope-token-0123456789ab"
+        token_file.write_text(no_scope + "\n")
+        # No suite file: no address to guess, so nothing is sent anywhere.
+        nowhere = await cli("alerts", "tail", "--count", "1")
+        assert nowhere.exit_code == 2 and "make run" in nowhere.stderr
+
+        write_suite(data_dir, services={"notifier": url, "metrics": "http://127.0.0.1:1"}, token_file=str(token_file))
+        found = await cli("alerts", "tail", "--count", "1")
+        # The suite's notifier answered, with the suite's token (which has no alerts scope here).
+        assert found.exit_code == 1 and "HTTP 403" in found.stderr, found.output
+
+        # An address the suite did not list never receives the suite's token.
+        elsewhere = await cli("alerts", "tail", "--url", "http://127.0.0.1:9/")
+        assert elsewhere.exit_code == 2 and "no token" in elsewhere.stderr
+        # The environment beats the suite file; flags beat the environment.
+        bad = await cli("alerts", "tail", env={"POSTSALES_NOTIFIER_URL": f"http://127.0.0.1:{free_port()}",
+                                               "POSTSALES_TOKEN": ADMIN_TOKEN})
+        assert bad.exit_code == 1 and "notifier at http://127.0.0.1:" in bad.stderr
+        back = await cli("recompute", "--from", "2026-11-01", "--to", "2026-11-02", "--url", url,
+                         env={"POSTSALES_METRICS_URL": "http://127.0.0.1:1"})
+        assert "HTTP 404" in back.stderr  # the flag's address (the notifier) answered, not the env's
+        assert ADMIN_TOKEN not in back.output + bad.output + elsewhere.output
+        assert no_scope not in found.output
+
+        # A suite whose runner is gone (or that stopped) is ignored.
+        write_suite(data_dir, services={"notifier": url}, token_file=str(token_file), pid=2**22 + 12345)
+        assert (await cli("alerts", "tail", "--count", "1")).exit_code == 2
+        write_suite(data_dir, services={"notifier": url}, token_file=str(token_file), status="stopped")
+        assert (await cli("alerts", "tail", "--count", "1")).exit_code == 2
+
+
+def test_the_suite_file_is_written_atomically_and_read_back(data_dir: Path) -> None:
+    target = suitefile.path(data_dir)
+    suite = write_suite(data_dir, services={"handoff": "http://127.0.0.1:8001"}, bootstrap="127.0.0.1:9092")
+    assert suitefile.read(target) == suite
+    assert [p.name for p in data_dir.iterdir()] == ["suite.json"]  # no temp file left behind
+    assert oct(target.stat().st_mode & 0o777) == "0o600"
+    assert suite.knows("http://127.0.0.1:8001/") and not suite.knows("http://127.0.0.1:8004")
+    suitefile.mark_stopped(target)
+    assert suitefile.read(target) is None and suitefile.read_any(target).status == "stopped"
+    target.write_text("{half a fi")
+    assert suitefile.read(target) is None

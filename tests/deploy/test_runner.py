@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -85,6 +86,32 @@ def test_run_brings_up_all_four_and_ctrl_c_leaves_no_orphans(runner) -> None:
     token = text.split("development token (admin): ")[1].split()[0]
     assert (Path(log).parent / "data" / "dev-token").read_text().strip() == token
     assert oct((Path(log).parent / "data" / "dev-token").stat().st_mode & 0o777) == "0o600"
+    assert "postsales lag" in text and "postsales alerts tail" in text  # the banner shows the CLI to try
+
+    data = Path(log).parent / "data"
+    suite = json.loads((data / "suite.json").read_text())
+    assert suite["status"] == "running" and suite["pid"] == proc.pid
+    assert {n: suite["services"][n] for n in SERVICES} == {n: f"http://127.0.0.1:{p}" for n, p in ports.items()}
+    assert suite["token_file"] == str(data / "dev-token") and suite["embedded_broker"] is True
+    assert oct((data / "suite.json").stat().st_mode & 0o777) == "0o600"
+    # The CLI, run with no flags from anywhere that shares the data directory, finds this suite.
+    cli_env = {k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "POSTSALES_", "DATABASE_URL"))}
+    cli_env["POSTSALES_DATA_DIR"] = str(data)
+    lag = subprocess.run([sys.executable, "-m", "deploy.cli", "lag", "--json"], env=cli_env, capture_output=True,
+                         text=True, timeout=120, cwd=Path(__file__).parents[2])
+    assert lag.returncode == 0, lag.stderr
+    assert all(json.loads(line)["lag"] >= 0 for line in lag.stdout.splitlines())
+    outbox = subprocess.run([sys.executable, "-m", "deploy.cli", "outbox", "--json"], env=cli_env,
+                            capture_output=True, text=True, timeout=120, cwd=Path(__file__).parents[2])
+    assert outbox.returncode == 0, outbox.stdout + outbox.stderr
+    assert {json.loads(line)["service"] for line in outbox.stdout.splitlines()} >= set(SERVICES)
+    # ... and its metrics URL and development token (an HTTP command with neither flag nor variable).
+    recompute = subprocess.run([sys.executable, "-m", "deploy.cli", "recompute", "--from", "2026-11-01", "--to",
+                                "2026-11-01"], env=cli_env, capture_output=True, text=True, timeout=120,
+                               cwd=Path(__file__).parents[2])
+    assert recompute.returncode == 0, recompute.stderr
+    assert json.loads(recompute.stdout)["from"] == "2026-11-01" and token not in recompute.stdout + recompute.stderr
+
     kids = children_of(proc.pid)
     assert len(kids) >= 5  # four services and the broker
     proc.send_signal(signal.SIGINT)
@@ -92,6 +119,7 @@ def test_run_brings_up_all_four_and_ctrl_c_leaves_no_orphans(runner) -> None:
     time.sleep(0.5)
     assert [k for k in kids if alive(k)] == []
     assert "[run] stopped" in log.read_text()
+    assert json.loads((data / "suite.json").read_text())["status"] == "stopped"
 
 
 def test_a_child_that_dies_is_reported_and_the_suite_stops(runner) -> None:
