@@ -71,8 +71,14 @@ def failures_of(report: str) -> list[str]:
         if head:
             operation = f"{head[1]} {head[2]}"
             continue
-        failure = re.match(r"^\s*-\s+(.+)$", line)
-        if operation and failure and not failure[1].startswith(("http", "Reproduce")):
+        if "SUMMARY" in line:
+            operation = ""
+        curl = re.match(r"^\s+(curl .+)$", line)
+        if operation and curl:
+            found.append(f"{operation}: reproduce: {curl[1]}")
+            continue
+        failure = re.match(r"^- (.+)$", line)  # "- ST101 Server error", unindented, under an operation
+        if operation and failure:
             entry = f"{operation}: {failure[1].strip()}"
             if entry not in found:
                 found.append(entry)

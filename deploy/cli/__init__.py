@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import typer
 
-from deploy.cli import alerts, dlq, lag, outbox, recompute, tokens
+from deploy.cli import alerts, dlq, lag, outbox, recompute, tokens, webhooks
 
 app = typer.Typer(name="postsales", help="Operations CLI of the post-sales suite: DLQ, outbox backlog, consumer "
-                  "lag, API tokens, metrics recompute, alerts. Finds the suite `make run` started by itself.",
+                  "lag, API tokens, metrics recompute, alerts, a local webhook receiver. Finds the suite "
+                  "`make run` started by itself.",
                   no_args_is_help=True, add_completion=False)
 app.add_typer(dlq.app, name="dlq")
 app.add_typer(alerts.app, name="alerts")
+app.add_typer(webhooks.app, name="webhooks")
 app.command()(outbox.outbox)
 app.command()(lag.lag)
 app.command("hash-token")(tokens.hash_token_cmd)

@@ -1,0 +1,127 @@
+"""The configuration tables of ``docs/api.md``, generated from the settings classes.
+
+``python -m deploy.envdoc`` prints them; ``python -m deploy.envdoc --write`` replaces the block
+between the ``env-table`` markers in ``docs/api.md``. A test fails when a settings field is missing.
+Descriptions come from each field's ``description``; the few fields without one get the text below.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from pydantic.fields import FieldInfo
+from pydantic_core import PydanticUndefined
+
+from shared.settings import ServiceSettings
+
+SERVICES = ("handoff", "lifecycle", "metrics", "notifier")
+DOC = Path(__file__).parents[1] / "docs" / "api.md"
+START, END = "<!-- env-table:start (python -m deploy.envdoc --write) -->", "<!-- env-table:end -->"
+
+# For fields declared without a description (the settings classes are the source of truth otherwise).
+FALLBACK: dict[str, str] = {
+    "kafka_bootstrap_servers": "Kafka bootstrap servers. `make run` starts an embedded broker when unset.",
+    "kafka_topic_partitions": "Partitions of the topics a service creates (bounds consumer parallelism).",
+    "postsales_data_dir": "Where SQLite files, the dev token, the channel-secret key file and `suite.json` live.",
+    "host": "Interface the HTTP server binds.",
+    "port": "HTTP port (default: the service's own, 8001-8004).",
+    "log_level": "DEBUG, INFO, WARNING or ERROR; logs are JSON lines.",
+    "outbox_poll_interval": "Seconds between outbox relay passes when idle.",
+    "consumer_max_retries": "Retries of a failing event handler before the batch is split and the event dead-lettered.",
+    "consumer_retry_backoff": "Seconds before the first handler retry (doubles per retry).",
+    "consumer_batch_size": "Records fetched per consumer batch.",
+    "default_lang": "Language of alert texts (en or ja).",
+    "delivery_poll_interval": "Seconds between delivery worker passes when idle.",
+    "delivery_max_attempts": "Attempts before a delivery is marked dead.",
+    "delivery_concurrency_per_channel": "Deliveries sent at once to one channel.",
+    "delivery_batch_size": "Deliveries claimed per worker pass.",
+    "smtp_host": "SMTP server for email channels.",
+    "smtp_port": "SMTP port.",
+    "smtp_tls": "starttls, tls or none.",
+    "smtp_from": "Sender address of alert emails.",
+    "smtp_username": "SMTP login (optional).",
+    "smtp_password": "SMTP password (optional).",
+    "scheduler_batch_size": "Rows handled per scheduler transaction.",
+}
+
+
+def settings_class(service: str) -> type[ServiceSettings]:
+    cls: type[ServiceSettings] = importlib.import_module(f"services.{service}.settings").Settings
+    return cls
+
+
+def default_of(name: str, field: FieldInfo) -> str:
+    if field.default_factory is not None:
+        value: Any = field.default_factory()  # type: ignore[call-arg]
+    elif field.default is PydanticUndefined:
+        return "(required)"
+    else:
+        value = field.default
+    if name == "port" and not value:
+        return "8001-8004"
+    if value is None or value == "" or value == {} or value == []:
+        return "(unset)" if value is None or value == "" else f"`{json.dumps(value)}`"
+    if hasattr(value, "model_dump"):
+        value = value.model_dump()
+    if isinstance(value, list):
+        value = [v.model_dump() if hasattr(v, "model_dump") else v for v in value]
+        if all(isinstance(v, str | int) for v in value):
+            return "`" + ",".join(str(v) for v in value) + "`"
+        return f"`{json.dumps(value, default=str)}`"
+    if isinstance(value, bool):
+        return "`true`" if value else "`false`"
+    return f"`{value}`"
+
+
+def describe(name: str, field: FieldInfo) -> str:
+    text = field.description or FALLBACK.get(name, "")
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def rows(fields: dict[str, FieldInfo], variable: Any) -> list[str]:
+    return [f"| `{variable(name)}` | {default_of(name, f)} | {describe(name, f)} |" for name, f in fields.items()]
+
+
+def tables() -> str:
+    shared = ServiceSettings.model_fields
+    out = ["### Shared settings (every service)", "",
+           "Each can be set for one service only with its name as prefix: `METRICS_LOG_LEVEL=DEBUG` wins over "
+           "`LOG_LEVEL` for metrics.", "",
+           "| variable | default | what it does |", "|---|---|---|",
+           *rows(dict(shared), lambda n: n.upper()), ""]
+    for service in SERVICES:
+        own = {n: f for n, f in settings_class(service).model_fields.items() if n not in shared}
+        if not own:
+            continue
+        out += [f"### {service}", "",
+                f"Each is also read without the `{service.upper()}_` prefix; the prefixed name wins.", "",
+                "| variable | default | what it does |", "|---|---|---|",
+                *rows(own, lambda n, s=service: f"{s.upper()}_{n.upper()}"), ""]
+    return "\n".join(out).rstrip() + "\n"
+
+
+def write(doc: Path = DOC) -> bool:
+    """Replace the generated block of ``doc``; True when it changed."""
+    text = doc.read_text()
+    head, rest = text.split(START, 1)
+    _, tail = rest.split(END, 1)
+    new = f"{head}{START}\n{tables()}{END}{tail}"
+    if new != text:
+        doc.write_text(new)
+    return new != text
+
+
+def main() -> int:
+    if "--write" in sys.argv[1:]:
+        print(f"{DOC}: {'updated' if write() else 'up to date'}")
+    else:
+        print(tables(), end="")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
