@@ -1,8 +1,10 @@
-"""The configuration tables of ``docs/api.md``, generated from the settings classes.
+"""The generated tables of ``docs/api.md``: configuration (from the settings classes) and the event
+catalogue (from ``shared/events/registry.py``).
 
-``python -m deploy.envdoc`` prints them; ``python -m deploy.envdoc --write`` replaces the block
-between the ``env-table`` markers in ``docs/api.md``. A test fails when a settings field is missing.
-Descriptions come from each field's ``description``; the few fields without one get the text below.
+``python -m deploy.envdoc`` prints them; ``python -m deploy.envdoc --write`` replaces the blocks
+between the ``env-table`` and ``event-table`` markers in ``docs/api.md``. A test fails when a settings
+field or an event type is missing. Descriptions come from each field's ``description``; the few
+fields without one get the text below.
 """
 
 from __future__ import annotations
@@ -16,11 +18,12 @@ from typing import Any
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
+from shared.events.registry import EVENT_TYPES, TOPICS, USAGE_EVENT_TYPE, EventType
 from shared.settings import ServiceSettings
 
 SERVICES = ("handoff", "lifecycle", "metrics", "notifier")
 DOC = Path(__file__).parents[1] / "docs" / "api.md"
-START, END = "<!-- env-table:start (python -m deploy.envdoc --write) -->", "<!-- env-table:end -->"
+BLOCKS = ("env-table", "event-table")
 
 # For fields declared without a description (the settings classes are the source of truth otherwise).
 FALLBACK: dict[str, str] = {
@@ -104,12 +107,40 @@ def tables() -> str:
     return "\n".join(out).rstrip() + "\n"
 
 
+def data_fields(event_type: EventType) -> str:
+    """``name`` (required) and ``name?`` (optional) of the payload's top-level fields."""
+    names = [(f.alias or n) + ("" if f.is_required() else "?") for n, f in event_type.schema.model_fields.items()]
+    return ", ".join(f"`{n}`" for n in names)
+
+
+def events() -> str:
+    out = ["| topic | type | what happened | `data` fields (`?`: optional) |", "|---|---|---|---|"]
+    for topic in TOPICS:
+        types = [t for t in [*EVENT_TYPES.values(), USAGE_EVENT_TYPE] if t.topic == topic]
+        out += [f"| `{topic}` | `{t.name}` | {t.description} | {data_fields(t)} |" for t in types]
+    return "\n".join(out) + "\n"
+
+
+GENERATORS = {"env-table": tables, "event-table": events}
+
+
+def markers(block: str) -> tuple[str, str]:
+    return f"<!-- {block}:start (python -m deploy.envdoc --write) -->", f"<!-- {block}:end -->"
+
+
+def render(text: str) -> str:
+    for block in BLOCKS:
+        start, end = markers(block)
+        head, rest = text.split(start, 1)
+        _, tail = rest.split(end, 1)
+        text = f"{head}{start}\n{GENERATORS[block]()}{end}{tail}"
+    return text
+
+
 def write(doc: Path = DOC) -> bool:
-    """Replace the generated block of ``doc``; True when it changed."""
+    """Replace the generated blocks of ``doc``; True when it changed."""
     text = doc.read_text()
-    head, rest = text.split(START, 1)
-    _, tail = rest.split(END, 1)
-    new = f"{head}{START}\n{tables()}{END}{tail}"
+    new = render(text)
     if new != text:
         doc.write_text(new)
     return new != text
@@ -119,7 +150,7 @@ def main() -> int:
     if "--write" in sys.argv[1:]:
         print(f"{DOC}: {'updated' if write() else 'up to date'}")
     else:
-        print(tables(), end="")
+        print(tables() + "\n" + events(), end="")
     return 0
 
 

@@ -67,9 +67,9 @@ def failures_of(report: str) -> list[str]:
     found: list[str] = []
     operation = ""
     for line in report.splitlines():
-        head = re.match(r"_+ (GET|POST|PUT|PATCH|DELETE|HEAD|OPTIONS) (\S+) _+$", line.strip())
+        head = re.match(r"_{3,} (.+?) _{3,}$", line.strip())  # "___ GET /v1/kpis ___", "___ Stateful tests ___"
         if head:
-            operation = f"{head[1]} {head[2]}"
+            operation = head[1]
             continue
         if "SUMMARY" in line:
             operation = ""
