@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import datetime as dt
 import json
@@ -492,3 +493,43 @@ def test_the_suite_file_is_written_atomically_and_read_back(data_dir: Path) -> N
     assert suitefile.read(target) is None and suitefile.read_any(target).status == "stopped"
     target.write_text("{half a fi")
     assert suitefile.read(target) is None
+
+
+# --- webhooks listen ---------------------------------------------------------------------------------
+
+async def test_webhooks_listen_prints_each_delivery_and_checks_its_signature() -> None:
+    import httpx
+    from standardwebhooks import Webhook
+
+    secret = "whsec_" + base64.b64encode(b"k" * 32).decode()
+    port = free_port()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "deploy.cli", "webhooks", "listen", "--port", str(port), "--secret", secret,
+        "--count", "2", "--json", cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    try:
+        body = json.dumps({"type": "alert.firing", "data": {"subject": "acme-corp"}})
+        now = dt.datetime.now(dt.UTC)
+        good = {"webhook-id": "msg_1", "webhook-timestamp": str(int(now.timestamp())),
+                "webhook-signature": Webhook(secret).sign("msg_1", now, body), "content-type": "application/json"}
+        forged = good | {"webhook-id": "msg_2"}  # the signature covers the id: reusing it is a forgery
+
+        async def post(headers: dict[str, str]) -> int | None:
+            try:
+                async with httpx.AsyncClient() as client:
+                    return (await client.post(f"http://127.0.0.1:{port}/hooks/cs", content=body,
+                                              headers=headers)).status_code
+            except httpx.TransportError:
+                return None
+
+        await eventually(lambda: post(good), timeout=60, message="the listener answered")
+        assert await post(forged) == 204
+        out, err = await asyncio.wait_for(proc.communicate(), 60)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert proc.returncode == 0, err.decode()
+    lines = [json.loads(line) for line in out.decode().splitlines()]
+    assert [(d["webhook_id"], d["path"]) for d in lines] == [("msg_1", "/hooks/cs"), ("msg_2", "/hooks/cs")]
+    assert lines[0]["signature"] == "valid" and lines[0]["body"]["data"] == {"subject": "acme-corp"}
+    assert lines[1]["signature"].startswith("INVALID")
