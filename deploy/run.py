@@ -161,7 +161,7 @@ class Runner:
                 proc.wait()
         if self.suite_file is not None:
             with contextlib.suppress(OSError):
-                suitefile.mark_stopped(self.suite_file)
+                suitefile.mark_stopped(self.suite_file, os.getpid())
         if self.broker is not None:
             self.broker.stop()
         say("stopped")

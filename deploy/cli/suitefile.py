@@ -66,9 +66,10 @@ def write(target: Path, suite: SuiteFile) -> None:
         raise
 
 
-def mark_stopped(target: Path) -> None:
+def mark_stopped(target: Path, pid: int) -> None:
+    """Mark the file stopped, unless another runner (another pid) has written it since."""
     suite = read_any(target)
-    if suite is not None:
+    if suite is not None and suite.pid == pid:
         suite.status = "stopped"
         write(target, suite)
 

@@ -489,7 +489,9 @@ def test_the_suite_file_is_written_atomically_and_read_back(data_dir: Path) -> N
     assert [p.name for p in data_dir.iterdir()] == ["suite.json"]  # no temp file left behind
     assert oct(target.stat().st_mode & 0o777) == "0o600"
     assert suite.knows("http://127.0.0.1:8001/") and not suite.knows("http://127.0.0.1:8004")
-    suitefile.mark_stopped(target)
+    suitefile.mark_stopped(target, pid=os.getpid() + 1)  # another runner's exit leaves ours alone
+    assert suitefile.read(target) == suite
+    suitefile.mark_stopped(target, pid=os.getpid())
     assert suitefile.read(target) is None and suitefile.read_any(target).status == "stopped"
     target.write_text("{half a fi")
     assert suitefile.read(target) is None
