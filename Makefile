@@ -50,7 +50,8 @@ bench: $(STAMP)
 	$(PY) -m bench
 
 # Schemathesis, every phase, a fresh seed (printed), FUZZ_SECONDS per service (default 180) on live
-# processes; not part of `make test`, which runs a bounded, fixed-seed pass. Reproduce: FUZZ_SEED=<seed>.
+# processes; not part of `make test`, which runs a bounded, fixed-seed pass. Reproduce: FUZZ_SEED=<seed>;
+# on PostgreSQL: FUZZ_DATABASE_URL=postgresql+asyncpg://postgres@127.0.0.1:5432/postgres make fuzz.
 fuzz: $(STAMP)
 	$(PY) -m deploy.fuzz
 

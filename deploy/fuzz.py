@@ -8,11 +8,15 @@ can be reproduced with ``FUZZ_SEED=<seed> make fuzz``. Each service runs as ``ma
 Settings (environment): ``FUZZ_SECONDS`` per service (default 180), ``FUZZ_SERVICES`` (comma
 separated; default every service), ``FUZZ_SEED``, ``FUZZ_MAX_EXAMPLES`` (per operation and phase),
 ``FUZZ_WORKERS`` (default 1), ``FUZZ_REPORT_DIR`` (default ``data/fuzz``: the JUnit and NDJSON
-reports and each service's log). Exit code 0 only when no service had a finding.
+reports and each service's log), ``FUZZ_DATABASE_URL`` (a PostgreSQL server, e.g.
+``postgresql+asyncpg://postgres@127.0.0.1:5432/postgres``: each service then gets a fresh database
+there, dropped afterwards; default SQLite). Exit code 0 only when no service had a finding.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import os
 import random
@@ -23,8 +27,12 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+import asyncpg
+from sqlalchemy.engine import make_url
 
 from deploy.run import SERVICES
 from shared.events.broker import EmbeddedBroker, free_port
@@ -52,6 +60,31 @@ class Outcome:
 
 def say(message: str) -> None:
     print(f"[fuzz] {message}", flush=True)
+
+
+async def _pg(server: str, statement: str) -> None:
+    u = make_url(server)
+    conn = await asyncpg.connect(host=u.host or "127.0.0.1", port=u.port or 5432, user=u.username,
+                                 password=u.password, database=u.database or "postgres", timeout=10)
+    try:
+        await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
+@contextlib.contextmanager
+def database(server: str | None, name: str) -> Iterator[str | None]:
+    """A fresh PostgreSQL database for one service on ``server`` (dropped after), or None for SQLite."""
+    if not server:
+        yield None
+        return
+    db = f"fuzz_{name}_{os.getpid()}_{random.SystemRandom().randrange(10**6)}"
+    asyncio.run(_pg(server, f'CREATE DATABASE "{db}"'))
+    try:
+        yield make_url(server).set(database=db).render_as_string(hide_password=False)
+    finally:
+        with contextlib.suppress(Exception):
+            asyncio.run(_pg(server, f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)'))
 
 
 def has_openapi(url: str) -> bool:
@@ -86,13 +119,15 @@ def failures_of(report: str) -> list[str]:
 
 
 def fuzz_service(name: str, port: int, bootstrap: str, work: Path, report_dir: Path, seed: int,
-                 seconds: int, max_examples: str | None, workers: str) -> Outcome | None:
+                 seconds: int, max_examples: str | None, workers: str, database_url: str | None) -> Outcome | None:
     data = work / name
     data.mkdir(parents=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "DATABASE_URL", "POSTSALES_"))}
     env |= {"KAFKA_BOOTSTRAP_SERVERS": bootstrap, "KAFKA_TOPIC_PREFIX": unique_prefix(),
             "POSTSALES_API_KEYS": json.dumps(TEST_API_KEYS), "POSTSALES_DATA_DIR": str(data),
             f"{name.upper()}_PORT": str(port), "LOG_LEVEL": "WARNING"}
+    if database_url:
+        env["DATABASE_URL"] = database_url
     migrated = subprocess.run([sys.executable, "-m", f"services.{name}", "migrate"], env=env,  # noqa: S603
                               capture_output=True, text=True, check=False)
     if migrated.returncode != 0:  # a service without a database (the console) has nothing to migrate
@@ -139,14 +174,18 @@ def main() -> int:
     seed = int(os.environ.get("FUZZ_SEED") or random.SystemRandom().randrange(2**31))
     report_dir = Path(os.environ.get("FUZZ_REPORT_DIR") or "data/fuzz").resolve()
     report_dir.mkdir(parents=True, exist_ok=True)
-    say(f"seed {seed} (reproduce: FUZZ_SEED={seed} make fuzz); {seconds}s per service; reports in {report_dir}")
+    backend = "PostgreSQL" if os.environ.get("FUZZ_DATABASE_URL") else "SQLite"
+    say(f"seed {seed} (reproduce: FUZZ_SEED={seed} make fuzz); {seconds}s per service on {backend}; "
+        f"reports in {report_dir}")
     outcomes: list[Outcome] = []
     work = Path(tempfile.mkdtemp(prefix="postsales-fuzz-"))
     broker = EmbeddedBroker(log_path=work / "broker.log").start()
     try:
         for name in names:
-            outcome = fuzz_service(name, free_port(), broker.bootstrap, work, report_dir, seed, seconds,
-                                   os.environ.get("FUZZ_MAX_EXAMPLES"), os.environ.get("FUZZ_WORKERS") or "1")
+            with database(os.environ.get("FUZZ_DATABASE_URL"), name) as url:
+                outcome = fuzz_service(name, free_port(), broker.bootstrap, work, report_dir, seed, seconds,
+                                       os.environ.get("FUZZ_MAX_EXAMPLES"), os.environ.get("FUZZ_WORKERS") or "1",
+                                       url)
             if outcome is not None:
                 outcomes.append(outcome)
                 state = "ok" if outcome.exit_code == 0 else f"FAILED (exit {outcome.exit_code})"
