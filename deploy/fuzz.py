@@ -7,8 +7,9 @@ can be reproduced with ``FUZZ_SEED=<seed> make fuzz``. Each service runs as ``ma
 
 Settings (environment): ``FUZZ_SECONDS`` per service (default 180), ``FUZZ_SERVICES`` (comma
 separated; default every service), ``FUZZ_SEED``, ``FUZZ_MAX_EXAMPLES`` (per operation and phase),
-``FUZZ_WORKERS`` (default 1), ``FUZZ_REPORT_DIR`` (default ``data/fuzz``: the JUnit and NDJSON
-reports and each service's log), ``FUZZ_DATABASE_URL`` (a PostgreSQL server, e.g.
+``FUZZ_WORKERS`` (default 1), ``FUZZ_CHECKS`` (schemathesis checks; default ``CHECKS`` below),
+``FUZZ_REPORT_DIR`` (default ``data/fuzz``: the JUnit and NDJSON reports and each service's log),
+``FUZZ_DATABASE_URL`` (a PostgreSQL server, e.g.
 ``postgresql+asyncpg://postgres@127.0.0.1:5432/postgres``: each service then gets a fresh database
 there, dropped afterwards; default SQLite). Exit code 0 only when no service had a finding.
 """
@@ -39,10 +40,13 @@ from shared.events.broker import EmbeddedBroker, free_port
 from shared.testing.helpers import ADMIN_TOKEN, TEST_API_KEYS, unique_prefix
 from shared.testing.suite import ServiceProcess
 
-# No 5xx, responses match their schema and declared status codes, invalid input is refused, auth is
-# enforced; in the stateful phase, a created resource can be read and a deleted one is gone.
+# No 5xx, responses match their schema, status codes and content types, invalid input is refused, auth
+# is enforced. Not `use_after_free` / `ensure_resource_availability`: they assume plain REST resources,
+# and two documented behaviours trip them: DELETE /v1/silences/{id} expires a silence (it stays
+# readable, as in Alertmanager), and a POST repeated with its Idempotency-Key returns the first response
+# even if that resource was deleted since. FUZZ_CHECKS=all (or a list) runs them too.
 CHECKS = ("not_a_server_error,response_schema_conformance,status_code_conformance,negative_data_rejection,"
-          "ignored_auth,content_type_conformance,use_after_free,ensure_resource_availability")
+          "ignored_auth,content_type_conformance")
 PHASES = "examples,coverage,fuzzing,stateful"
 # Undeclared methods only feed `unsupported_method`, which is not among the checks.
 CONFIG = "[phases.coverage]\nunexpected-methods = []\n"
@@ -144,7 +148,8 @@ def fuzz_service(name: str, port: int, bootstrap: str, work: Path, report_dir: P
         config = work / "schemathesis.toml"
         config.write_text(CONFIG)
         cmd = [sys.executable, "-m", "schemathesis.cli", "--config-file", str(config), "--no-color",
-               "run", f"{proc.url}/openapi.json", "--checks", CHECKS, "--phases", PHASES,
+               "run", f"{proc.url}/openapi.json", "--checks", os.environ.get("FUZZ_CHECKS") or CHECKS,
+               "--phases", PHASES,
                "--header", f"Authorization: Bearer {ADMIN_TOKEN}", "--seed", str(seed),
                "--max-time", str(seconds), "--workers", workers, "--request-timeout", "30",
                "--report", "junit,ndjson", "--report-dir", str(report_dir / name)]
