@@ -9,6 +9,7 @@ fields without one get the text below.
 
 from __future__ import annotations
 
+import datetime as dt
 import importlib
 import json
 import sys
@@ -77,6 +78,9 @@ def default_of(name: str, field: FieldInfo) -> str:
         return f"`{json.dumps(value, default=str)}`"
     if isinstance(value, bool):
         return "`true`" if value else "`false`"
+    if isinstance(value, dt.timedelta):
+        seconds = int(value.total_seconds())
+        return f"`{seconds // 86400}d`" if seconds % 86400 == 0 else f"`{seconds}s`"
     return f"`{value}`"
 
 
