@@ -11,10 +11,12 @@ from services.lifecycle.consumers import consumer_specs
 from services.lifecycle.context import startup
 from services.lifecycle.models import infra
 from services.lifecycle.opportunities.endpoints import router as opportunities_router
+from services.lifecycle.playbooks.endpoints import router as playbooks_router
 from services.lifecycle.renewals.endpoints import router as renewals_router
 from services.lifecycle.scheduler import LOOPS
 from services.lifecycle.settings import Settings
 from services.lifecycle.tasks.endpoints import router as tasks_router
+from services.lifecycle.tasks.endpoints import worklist_router
 from services.lifecycle.timeline.endpoints import router as timeline_router
 from services.lifecycle.touchpoints.endpoints import router as touchpoints_router
 from shared.app import ServiceDefinition, create_service_app
@@ -31,6 +33,8 @@ TAGS = [
     {"name": "opportunities", "description": "Upsell and cross-sell opportunities."},
     {"name": "renewals", "description": "Renewal outcomes and upcoming renewals."},
     {"name": "timeline", "description": "Everything that happened to an account, newest first."},
+    {"name": "playbooks", "description": "Plays: a matching event starts a run that puts tasks on the owner's "
+                                         "worklist; stats say whether the play worked."},
 ]
 
 
@@ -42,12 +46,13 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         title="Lifecycle service",
         description=(
             "Accounts from accepted handoffs, the stage machine, onboarding plans and tasks, touchpoints, "
-            "opportunities, renewals (with renewal-window events) and account timelines. Consumes "
-            "`postsales.handoff.v1` and `postsales.metrics.v1`; produces `postsales.lifecycle.v1`."
+            "opportunities, renewals (with renewal-window events), account timelines and playbooks. Consumes "
+            "`postsales.handoff.v1`, `postsales.metrics.v1`, `postsales.feedback.v1`, `postsales.alerts.v1` and "
+            "its own `postsales.lifecycle.v1`; produces `postsales.lifecycle.v1`."
         ),
         infra=infra,
         routers=[accounts_router, tasks_router, touchpoints_router, opportunities_router, renewals_router,
-                 timeline_router],
+                 timeline_router, playbooks_router, worklist_router],
         consumers=consumer_specs,
         loops=LOOPS,
         produces=[LIFECYCLE_TOPIC],

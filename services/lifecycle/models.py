@@ -7,6 +7,7 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
 from sqlalchemy import (
+    Boolean,
     Date,
     Float,
     ForeignKey,
@@ -102,6 +103,7 @@ class Task(Base):
         UniqueConstraint("account_id", "milestone"),
         UniqueConstraint("account_id", "commitment_id"),
         Index("ix_tasks_status_due_date", "status", "due_date"),
+        Index("ix_tasks_owner_due_date", "owner", "due_date"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -115,6 +117,7 @@ class Task(Base):
     due_date: Mapped[dt.date | None] = mapped_column(Date)
     commitment_id: Mapped[str | None] = mapped_column(String(200))
     handoff_id: Mapped[str | None] = mapped_column(String(200))
+    playbook_run_id: Mapped[str | None] = mapped_column(ForeignKey("playbook_runs.id"), index=True)
     completed_at: Mapped[dt.datetime | None]
     overdue_notified_at: Mapped[dt.datetime | None]
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
@@ -218,3 +221,54 @@ class TimelineEntry(Base):
     data: Mapped[dict[str, Any]]
     occurred_at: Mapped[dt.datetime]
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class Playbook(Base):
+    """A play: when an event matching ``event_type`` and ``conditions`` arrives, create ``tasks``."""
+
+    __tablename__ = "playbooks"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    description: Mapped[str | None] = mapped_column(Text)
+    event_type: Mapped[str] = mapped_column(String(200))
+    conditions: Mapped[dict[str, Any]]
+    tasks: Mapped[list[Any]]
+    cooldown: Mapped[str] = mapped_column(String(20))
+    enabled: Mapped[bool] = mapped_column(Boolean)
+    builtin: Mapped[bool] = mapped_column(Boolean)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class PlaybookRun(Base):
+    """One run of a playbook on an account. ``active_key`` is set (to playbook:account) only while the
+    run is active: its unique constraint is the "at most one active run" rule, on every backend."""
+
+    __tablename__ = "playbook_runs"
+    __table_args__ = (
+        UniqueConstraint("playbook_id", "trigger_source", "trigger_event_id"),
+        Index("ix_playbook_runs_playbook_id_account_id_ended_at", "playbook_id", "account_id", "ended_at"),
+        Index("ix_playbook_runs_account_id_started_at", "account_id", "started_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    # No foreign key: a deleted playbook's runs stay (with its name) as history.
+    playbook_id: Mapped[str] = mapped_column(String(36))
+    playbook_name: Mapped[str] = mapped_column(String(200))
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"))
+    status: Mapped[str] = mapped_column(String(20))  # active | completed | cancelled
+    active_key: Mapped[str | None] = mapped_column(String(300), unique=True)
+    task_ids: Mapped[list[Any]]
+    trigger_source: Mapped[str] = mapped_column(String(500))
+    trigger_event_id: Mapped[str] = mapped_column(String(200))
+    trigger_event_type: Mapped[str] = mapped_column(String(200))
+    trigger_time: Mapped[dt.datetime]
+    started_at: Mapped[dt.datetime]
+    ended_at: Mapped[dt.datetime | None]
+    health_band_start: Mapped[str | None] = mapped_column(String(10))
+    health_band_end: Mapped[str | None] = mapped_column(String(10))
+    risk_band_start: Mapped[str | None] = mapped_column(String(10))
+    risk_band_end: Mapped[str | None] = mapped_column(String(10))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

@@ -48,6 +48,11 @@ class Settings(ServiceSettings):
     run_scheduler: bool = Field(default=True, description="Run the renewal-window / overdue-task loop.")
     scheduler_interval: float = Field(default=60.0, gt=0, description="Seconds between scheduler passes.")
     scheduler_batch_size: int = Field(default=500, ge=1, le=10_000)
+    max_trigger_age: Duration = Field(
+        default=dt.timedelta(days=7), gt=dt.timedelta(0),
+        description="Events older than this (by their `time`, e.g. 7d, 36h) start no playbook run: importing "
+                    "history creates no work.",
+    )
     clock_now: dt.datetime | None = Field(
         default=None, description="Freeze the service's clock at this instant (demos, tests); unset = real time."
     )

@@ -16,6 +16,7 @@ from services.lifecycle.common import allowed_targets
 from services.lifecycle.events import emit, record
 from services.lifecycle.models import Account, AccountHealth, AccountRisk, StageChange, quantize_money
 from services.lifecycle.onboarding import service as onboarding
+from services.lifecycle.playbooks import runs as playbook_runs
 from services.lifecycle.settings import Settings
 from services.lifecycle.tasks import repository as tasks_repo
 from shared.db import utcnow
@@ -145,6 +146,8 @@ async def transition(session: AsyncSession, account: Account, to: str, *, reason
     await emit(session, type="account.stage_changed", account_id=account.id, at=now, actor=actor,
                summary=f"Stage {current} → {to}" + (f": {reason}" if reason else ""),
                data={"from": current, "to": to, "reason": reason, "actor": actor})
+    if to == "churned":
+        await playbook_runs.cancel_for_account(session, account, now=now, actor=actor, reason="the account churned")
     await session.flush()
     return change
 

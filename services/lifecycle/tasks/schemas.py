@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from shared.types import Date, DateTime
 
 TaskStatus = Literal["open", "in_progress", "done", "cancelled"]
-TaskKind = Literal["milestone", "commitment", "task"]
+TaskKind = Literal["milestone", "commitment", "task", "playbook"]
 
 
 class TaskCreate(BaseModel):
@@ -50,14 +50,21 @@ class TaskUpdate(BaseModel):
         return data
 
 
+class PlaybookRef(BaseModel):
+    """The playbook whose run created a task."""
+
+    id: str
+    name: str
+
+
 class TaskOut(BaseModel):
-    """A task: a plan milestone, a promised commitment, or an ad-hoc task."""
+    """A task: a plan milestone, a promised commitment, a task of a playbook run, or an ad-hoc task."""
 
     model_config = ConfigDict(json_schema_extra={"examples": [{
         "id": "8c1d…", "account_id": "acme-corp", "kind": "commitment", "milestone": None,
         "title": "Salesforce integration", "description": "Bi-directional sync of accounts", "status": "open",
         "owner": "tam.li@vendor.example", "due_date": "2026-03-01", "commitment_id": "c-42",
-        "handoff_id": "5b0e…", "overdue": False, "completed_at": None,
+        "handoff_id": "5b0e…", "playbook_run_id": None, "playbook": None, "overdue": False, "completed_at": None,
         "created_at": "2026-01-02T10:00:00Z", "updated_at": "2026-01-02T10:00:00Z"}]})
 
     id: str
@@ -71,6 +78,8 @@ class TaskOut(BaseModel):
     due_date: dt.date | None
     commitment_id: str | None = Field(description="The handoff commitment this task delivers.")
     handoff_id: str | None
+    playbook_run_id: str | None = Field(description="The playbook run that created this task (null if none).")
+    playbook: PlaybookRef | None = Field(description="The playbook of that run.")
     overdue: bool
     completed_at: dt.datetime | None
     created_at: dt.datetime

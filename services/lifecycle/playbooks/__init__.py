@@ -1,0 +1,1 @@
+"""Playbooks: a signal on the bus becomes tasks on someone's list."""
