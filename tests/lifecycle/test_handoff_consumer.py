@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 
-from services.lifecycle.models import Account, Task, TimelineEntry
+from sqlalchemy import select
+
+from services.lifecycle.models import Account, Task, TimelineEntry, infra
 from shared.events.registry import HANDOFF_TOPIC, LIFECYCLE_TOPIC, METRICS_TOPIC
 from shared.testing import eventually, make_event
 from tests.lifecycle.conftest import accepted_event, count_rows, handoff_payload, outbox_events
@@ -18,8 +20,11 @@ async def test_accepted_handoff_creates_one_account_with_its_plan_and_health_sho
         # The same event twice (redelivery) and the same fact under another event id.
         await kafka.publish(HANDOFF_TOPIC, [first, first, replay_under_new_id])
         consumer = svc.ctx.consumers[0]
+        # The consumer also reads lifecycle's own topic, so its counters include more than these.
         await eventually(lambda: _async(consumer.stats["applied"] + consumer.stats["duplicates"] >= 3),
                          timeout=30, message="handoff events consumed")
+        await eventually(lambda: _processed(svc, first, replay_under_new_id), timeout=30,
+                         message="both handoff events applied")
 
         assert await count_rows(svc, Account) == 1
         r = await svc.client.get("/v1/accounts/acme-corp")
@@ -79,7 +84,7 @@ async def test_accepted_handoff_creates_one_account_with_its_plan_and_health_sho
             "account_id": "acme-corp", "old_score": 35.5, "new_score": 29.5, "old_band": "red", "new_band": "red"},
             source="/services/metrics", time=t_new + dt.timedelta(hours=1))
         await kafka.publish(METRICS_TOPIC, [newer, older, same_band])
-        await eventually(lambda: _async(consumer.stats["applied"] >= 5), timeout=20, message="health consumed")
+        await eventually(lambda: _processed(svc, newer, older, same_band), timeout=20, message="health consumed")
         acc = (await svc.client.get("/v1/accounts/acme-corp")).json()
         assert acc["health"]["band"] == "red" and acc["health"]["score"] == 29.5
         red = (await svc.client.get("/v1/accounts", params={"health_band": "red"})).json()["items"]
@@ -98,6 +103,13 @@ async def test_accepted_handoff_creates_one_account_with_its_plan_and_health_sho
 
 async def _async(value: bool) -> bool:
     return value
+
+
+async def _processed(svc, *events) -> bool:
+    t = infra.processed_events
+    async with svc.ctx.session_factory() as s:
+        seen = {(r.source, r.event_id) for r in (await s.execute(select(t.c.source, t.c.event_id))).all()}
+    return all((e.source, e.id) in seen for e in events)
 
 
 async def test_handoff_onto_existing_account_early_health_and_poison(service, kafka) -> None:
