@@ -326,7 +326,7 @@ async def test_one_active_run_per_playbook_and_account_is_a_database_rule(servic
             account = await accounts_repo.get(s, "acme")
             playbook = await repo.get(s, NPS_DEFAULT)
             assert account is not None and playbook is not None
-            first = await engine.start(s, playbook, account, nps("acme", 1, T0))
+            first = await engine.start(s, playbook, account, engine.TriggerRef.of(nps("acme", 1, T0)))
             assert first is not None
         # Skip the service's own check: the unique key alone refuses a second active run.
         async with svc.ctx.session_factory() as s, s.begin():
@@ -340,7 +340,7 @@ async def test_one_active_run_per_playbook_and_account_is_a_database_rule(servic
             original = repo.active_run
             repo.active_run = no_active  # type: ignore[assignment]
             try:
-                second = await engine.start(s, playbook, account, nps("acme", 2, T0))
+                second = await engine.start(s, playbook, account, engine.TriggerRef.of(nps("acme", 2, T0)))
             finally:
                 repo.active_run = original  # type: ignore[assignment]
             assert second is None
@@ -421,6 +421,38 @@ async def test_an_alert_can_start_a_custom_play(service, kafka) -> None:
         assert run["playbook_id"] == pid and run["trigger"]["event_id"] == critical.id
         [task] = (await svc.client.get("/v1/tasks", params={"owner": "tam.li@vendor.example"})).json()["items"]
         assert task["due_date"] == "2026-12-01" and task["playbook"]["name"] == "Escalated alert"
+
+
+async def test_a_play_started_by_hand(service) -> None:
+    async with service("lifecycle", **HTTP_ONLY) as svc:
+        set_clock(svc, T0)
+        await new_account(svc)
+        c = svc.client
+        url = f"/v1/playbooks/{RISK_DEFAULT}/runs"
+        r = await c.post(url, json={"account_id": "acme"}, headers={"Idempotency-Key": "start-1"})
+        assert r.status_code == 201, r.text
+        run = r.json()
+        assert run["status"] == "active" and len(run["task_ids"]) == 3 and run["trigger"]["event_type"] == "manual"
+        replay = await c.post(url, json={"account_id": "acme"}, headers={"Idempotency-Key": "start-1"})
+        assert replay.status_code == 201 and replay.json()["id"] == run["id"]
+        assert_problem(await c.post(url, json={"account_id": "acme"}), 409)  # one active run
+        assert_problem(await c.post(url, json={"account_id": "nobody"}), 404)
+        assert_problem(await c.post(f"/v1/playbooks/{uuid.uuid4()}/runs", json={"account_id": "acme"}), 404)
+        tasks = (await c.get("/v1/tasks", params={"owner": OWNER})).json()["items"]
+        assert [t["due_date"] for t in tasks] == ["2026-12-03", "2026-12-08", "2026-12-15"]
+        assert {t["playbook_run_id"] for t in tasks} == {run["id"]}
+        assert len(await outbox_events(svc, "postsales.playbook.started")) == 1
+        # By hand, the cooldown does not apply: a person decided.
+        for t in tasks:
+            r = await c.patch(f"/v1/accounts/acme/tasks/{t['id']}", json={"status": "done"})
+            assert r.status_code == 200, r.text
+        set_clock(svc, T0 + dt.timedelta(days=1))
+        again = await c.post(url, json={"account_id": "acme"})
+        assert again.status_code == 201, again.text
+        assert [r["status"] for r in await runs(svc)] == ["active", "completed"]
+        await c.post("/v1/accounts/acme/transitions", json={"to": "churned"})
+        assert [r["status"] for r in await runs(svc)] == ["cancelled", "completed"]
+        assert_problem(await c.post(url, json={"account_id": "acme"}), 409)
 
 
 # --- the worklist --------------------------------------------------------------------------------

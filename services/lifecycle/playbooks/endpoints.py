@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Response
 
-from services.lifecycle.dependencies import AccountDep, IdempotencyDep, ReadScope, WriteScope
+from services.lifecycle.accounts import repository as accounts_repo
+from services.lifecycle.dependencies import AccountDep, IdempotencyDep, NowDep, ReadScope, WriteScope, actor_of
 from services.lifecycle.models import Playbook
 from services.lifecycle.playbooks import repository as repo
-from services.lifecycle.playbooks import service
+from services.lifecycle.playbooks import runs, service
 from services.lifecycle.playbooks.schemas import (
     PlaybookIn,
     PlaybookOut,
     PlaybookReplace,
     PlaybookRunOut,
     PlaybookStats,
+    RunStart,
     RunStatus,
 )
 from shared.app import SessionDep
@@ -78,6 +81,22 @@ async def delete_playbook(playbook: PlaybookDep, _: WriteScope, session: Session
 async def playbook_stats(playbook: PlaybookDep, _: ReadScope, session: SessionDep) -> PlaybookStats:
     """Did it work: runs by status, median days to complete, how health and risk bands moved."""
     return await service.stats(session, playbook)
+
+
+@router.post("/v1/playbooks/{playbook_id}/runs", status_code=201, response_model=PlaybookRunOut,
+             responses=problems(404, 409))
+async def start_run(body: RunStart, playbook: PlaybookDep, principal: WriteScope, session: SessionDep,
+                    idem: IdempotencyDep, now: NowDep) -> PlaybookRunOut:
+    """Start the play on an account by hand (409 while a run of it is active there, or the account churned)."""
+    await idem.check(session)
+    account = await accounts_repo.get(session, body.account_id, lock=True)
+    if account is None:
+        raise NotFound(f"account {body.account_id} does not exist")
+    run = await runs.start_by_hand(session, playbook, account, key=f"{principal.key_id}:{idem.key}" if idem.key else str(uuid.uuid4()), now=now,
+                                   actor=actor_of(principal))
+    out = service.run_out(run)
+    await idem.save(session, 201, out)
+    return out
 
 
 @router.get("/v1/playbooks/{playbook_id}/runs", response_model=Page[PlaybookRunOut], responses=problems(404))

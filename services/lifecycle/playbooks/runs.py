@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -23,12 +24,31 @@ from services.lifecycle.models import Account, AccountHealth, Playbook, Playbook
 from services.lifecycle.playbooks import repository as repo
 from services.lifecycle.playbooks.schemas import ACCOUNT_OWNER
 from shared.db import utcnow
+from shared.errors import Conflict
 from shared.events import CloudEvent
 from shared.events.conditions import conditions_hold, event_context, parse_duration, type_matches
 
 log = logging.getLogger("postsales.lifecycle.playbooks")
 
 ENDED_TASK_STATUSES = ("done", "cancelled")
+
+
+MANUAL_SOURCE = "/manual"
+MANUAL_TYPE = "manual"
+
+
+@dataclass(frozen=True)
+class TriggerRef:
+    """What started a run: an event (by source, id, type and time), or a person (``MANUAL_TYPE``)."""
+
+    source: str
+    id: str
+    type: str
+    time: dt.datetime
+
+    @classmethod
+    def of(cls, event: CloudEvent) -> TriggerRef:
+        return cls(source=event.source, id=event.id, type=event.type, time=event.time)
 
 
 def account_document(account: Account, health: AccountHealth | None) -> dict[str, Any]:
@@ -72,19 +92,22 @@ async def on_event(session: AsyncSession, event: CloudEvent, *, now: dt.datetime
     doc = event_context(event, account_document(account, health))
     started = 0
     for playbook in playbooks:
-        if conditions_hold(playbook.conditions, doc) and await start(session, playbook, account, event):
+        if conditions_hold(playbook.conditions, doc) and await start(session, playbook, account, TriggerRef.of(event)):
             started += 1
     return started
 
 
-async def start(session: AsyncSession, playbook: Playbook, account: Account, event: CloudEvent) -> PlaybookRun | None:
-    """Start ``playbook`` on ``account`` for ``event``, or None when a rule says not now."""
+async def start(session: AsyncSession, playbook: Playbook, account: Account, event: TriggerRef, *,
+                actor: str | None = None) -> PlaybookRun | None:
+    """Start ``playbook`` on ``account`` for ``event``, or None when a rule says not now (this trigger
+    already started one, a run is active, or the cooldown since the last one has not passed)."""
     if await repo.run_for_trigger(session, playbook.id, event.source, event.id) is not None:
         return None
     if await repo.active_run(session, playbook.id, account.id) is not None:
         return None
     last_end = await repo.last_ended_at(session, playbook.id, account.id)
-    if last_end is not None and event.time < last_end + dt.timedelta(seconds=parse_duration(playbook.cooldown)):
+    cooldown = dt.timedelta(seconds=parse_duration(playbook.cooldown))
+    if event.type != MANUAL_TYPE and last_end is not None and event.time < last_end + cooldown:
         return None
     health_band, risk_band = await _bands(session, account)
     started_at = event.time
@@ -113,8 +136,9 @@ async def start(session: AsyncSession, playbook: Playbook, account: Account, eve
             session.add_all(tasks)
             run.task_ids = [t.id for t in tasks]
             await session.flush()
-            await emit(session, type="playbook.started", account_id=account.id, at=started_at,
-                       summary=f"Playbook '{playbook.name}' started ({len(tasks)} task(s)) by {event.type}",
+            by = f"{actor} (by hand)" if event.type == MANUAL_TYPE else event.type
+            await emit(session, type="playbook.started", account_id=account.id, at=started_at, actor=actor,
+                       summary=f"Playbook '{playbook.name}' started ({len(tasks)} task(s)) by {by}",
                        data=_payload(run))
     except IntegrityError:
         log.info("playbook %s on %s: lost a race for %s; nothing started", playbook.id, account.id, event.id)
@@ -164,3 +188,20 @@ async def cancel_for_account(session: AsyncSession, account: Account, *, now: dt
                    summary=f"Playbook '{run.playbook_name}' cancelled: {reason}")
     return len(runs)
 
+
+
+async def start_by_hand(session: AsyncSession, playbook: Playbook, account: Account, *, key: str,
+                        now: dt.datetime, actor: str) -> PlaybookRun:
+    """A person starts the play on the account (whatever its trigger and cooldown); 409 while a run of
+    it is active there. ``key`` (the request's Idempotency-Key, else a fresh id) identifies the trigger."""
+    if account.stage == "churned":
+        raise Conflict(f"account {account.id} is churned; no playbook can start on it")
+    active = await repo.active_run(session, playbook.id, account.id)
+    if active is not None:
+        raise Conflict(f"playbook '{playbook.name}' already has an active run on account {account.id}",
+                       run_id=active.id)
+    run = await start(session, playbook, account, TriggerRef(source=MANUAL_SOURCE, id=key, type=MANUAL_TYPE,
+                                                             time=now), actor=actor)
+    if run is None:
+        raise Conflict(f"playbook '{playbook.name}' could not start on account {account.id} (started concurrently)")
+    return run

@@ -84,6 +84,14 @@ class PlaybookOut(PlaybookIn):
     updated_at: dt.datetime
 
 
+class RunStart(BaseModel):
+    """Start the play on an account by hand (its trigger and cooldown do not apply)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"account_id": "acme-corp"}]})
+
+    account_id: str = Field(min_length=1, max_length=200)
+
+
 class PlaybookRunOut(BaseModel):
     """One run of a playbook on an account, with the account's health and risk band when it started
     and when it ended (null while unknown, or while the run is active)."""
