@@ -92,8 +92,8 @@ async def start_run(body: RunStart, playbook: PlaybookDep, principal: WriteScope
     account = await accounts_repo.get(session, body.account_id, lock=True)
     if account is None:
         raise NotFound(f"account {body.account_id} does not exist")
-    run = await runs.start_by_hand(session, playbook, account, key=f"{principal.key_id}:{idem.key}" if idem.key else str(uuid.uuid4()), now=now,
-                                   actor=actor_of(principal))
+    key = f"{principal.key_id}:{idem.key}" if idem.key else str(uuid.uuid4())
+    run = await runs.start_by_hand(session, playbook, account, key=key, now=now, actor=actor_of(principal))
     out = service.run_out(run)
     await idem.save(session, 201, out)
     return out

@@ -57,12 +57,18 @@ def account_document(account: Account, health: AccountHealth | None) -> dict[str
             "health_band": health.band if health else None, "health_score": health.score if health else None}
 
 
+async def risk_band_of(session: AsyncSession, account: Account) -> str | None:
+    """The account's churn-risk band as lifecycle's copy knows it.
+
+    None until lifecycle keeps a copy of the risk from `risk.changed` (the account's `risk` field):
+    the runs' `risk_band_*` stay null until then."""
+    return None
+
+
 async def _bands(session: AsyncSession, account: Account) -> tuple[str | None, str | None]:
     """The account's current health band and churn-risk band (as lifecycle's copies know them)."""
     health = await accounts_repo.get_health(session, account.id)
-    risk = getattr(account, "risk", None)  # lifecycle's copy of the churn risk, once the account carries it
-    risk_band = risk.get("band") if isinstance(risk, dict) else getattr(risk, "band", None)
-    return (health.band if health else None), risk_band
+    return (health.band if health else None), await risk_band_of(session, account)
 
 
 def _key(playbook_id: str, account_id: str) -> str:
