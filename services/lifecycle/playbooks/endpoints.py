@@ -7,7 +7,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Response
 
-from services.lifecycle.accounts import repository as accounts_repo
 from services.lifecycle.dependencies import AccountDep, IdempotencyDep, NowDep, ReadScope, WriteScope, actor_of
 from services.lifecycle.models import Playbook
 from services.lifecycle.playbooks import repository as repo
@@ -89,11 +88,8 @@ async def start_run(body: RunStart, playbook: PlaybookDep, principal: WriteScope
                     idem: IdempotencyDep, now: NowDep) -> PlaybookRunOut:
     """Start the play on an account by hand (409 while a run of it is active there, or the account churned)."""
     await idem.check(session)
-    account = await accounts_repo.get(session, body.account_id, lock=True)
-    if account is None:
-        raise NotFound(f"account {body.account_id} does not exist")
     key = f"{principal.key_id}:{idem.key}" if idem.key else str(uuid.uuid4())
-    run = await runs.start_by_hand(session, playbook, account, key=key, now=now, actor=actor_of(principal))
+    run = await runs.start_by_hand(session, playbook, body.account_id, key=key, now=now, actor=actor_of(principal))
     out = service.run_out(run)
     await idem.save(session, 201, out)
     return out

@@ -24,7 +24,7 @@ from services.lifecycle.models import Account, AccountHealth, Playbook, Playbook
 from services.lifecycle.playbooks import repository as repo
 from services.lifecycle.playbooks.schemas import ACCOUNT_OWNER
 from shared.db import utcnow
-from shared.errors import Conflict
+from shared.errors import Conflict, NotFound
 from shared.events import CloudEvent
 from shared.events.conditions import conditions_hold, event_context, parse_duration, type_matches
 
@@ -196,10 +196,13 @@ async def cancel_for_account(session: AsyncSession, account: Account, *, now: dt
 
 
 
-async def start_by_hand(session: AsyncSession, playbook: Playbook, account: Account, *, key: str,
+async def start_by_hand(session: AsyncSession, playbook: Playbook, account_id: str, *, key: str,
                         now: dt.datetime, actor: str) -> PlaybookRun:
     """A person starts the play on the account (whatever its trigger and cooldown); 409 while a run of
     it is active there. ``key`` (the request's Idempotency-Key, else a fresh id) identifies the trigger."""
+    account = await accounts_repo.get(session, account_id, lock=True)
+    if account is None:
+        raise NotFound(f"account {account_id} does not exist")
     if account.stage == "churned":
         raise Conflict(f"account {account.id} is churned; no playbook can start on it")
     active = await repo.active_run(session, playbook.id, account.id)
