@@ -3,6 +3,7 @@ run, cooldown, trigger age), completion and cancellation, stats, the worklist.""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import uuid
 from typing import Any
@@ -347,6 +348,17 @@ async def test_one_active_run_per_playbook_and_account_is_a_database_rule(servic
         async with svc.ctx.session_factory() as s:
             assert len((await s.execute(select(PlaybookRun))).scalars().all()) == 1
         assert len(await outbox_events(svc, "postsales.playbook.started")) == 1
+
+        # Two consumers racing with two detractors for another account: one run between them.
+        await new_account(svc, "racy")
+
+        async def consume(event: CloudEvent) -> int:
+            async with svc.ctx.session_factory() as s, s.begin():
+                return await engine.on_event(s, event, now=T0, max_age=dt.timedelta(days=7))
+
+        started = await asyncio.gather(*(consume(nps("racy", i, T0)) for i in range(4)))
+        assert sorted(started) == [0, 0, 0, 1]
+        assert len(await runs(svc, "racy")) == 1
 
 
 async def test_risk_renewal_and_onboarding_defaults_start_their_plays(service, kafka) -> None:
