@@ -9,7 +9,7 @@ from typing import Annotated, Any, ClassVar
 from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import NoDecode
 
-from shared.settings import IntList, ServiceSettings
+from shared.settings import Duration, IntList, ServiceSettings
 
 
 class MilestoneTemplate(BaseModel):

@@ -372,7 +372,7 @@ async def test_risk_renewal_and_onboarding_defaults_start_their_plays(service, k
         await new_account(svc, "adopting", stage="adoption", renewal_date="2029-01-01")
         medium = make_event("postsales.risk.changed", "risky", {"account_id": "risky", "old_band": "low",
                                                                "new_band": "medium", "new_probability": 0.3},
-                            source="/services/metrics", time=now)
+                            source="/services/metrics", time=now - dt.timedelta(hours=1))
         high = make_event("postsales.risk.changed", "risky", {"account_id": "risky", "old_band": "medium",
                                                              "new_band": "high", "new_probability": 0.7},
                           source="/services/metrics", time=now)
@@ -397,6 +397,24 @@ async def test_risk_renewal_and_onboarding_defaults_start_their_plays(service, k
         assert await started() == expected  # several overdue tasks, one run
         risky = (await svc.client.get("/v1/tasks", params={"owner": "csm.ann@vendor.example"})).json()["items"]
         assert len(risky) == 3 and {t["playbook"]["id"] for t in risky} == {RISK_DEFAULT}
+        [run] = await runs(svc, "risky")
+        assert (run["risk_band_start"], run["health_band_start"]) == ("high", None)
+
+        # The save plan worked: risk back to low by the time its tasks are done.
+        low = make_event("postsales.risk.changed", "risky", {"account_id": "risky", "old_band": "high",
+                                                            "new_band": "low", "new_probability": 0.1},
+                         source="/services/metrics", time=now + dt.timedelta(days=5))
+        await kafka.publish(METRICS_TOPIC, [low])
+        await consumed(svc, low)
+        set_clock(svc, now + dt.timedelta(days=6))
+        for t in risky:
+            r = await svc.client.patch(f"/v1/accounts/risky/tasks/{t['id']}", json={"status": "done"})
+            assert r.status_code == 200, r.text
+        [run] = await runs(svc, "risky")
+        assert (run["status"], run["risk_band_start"], run["risk_band_end"]) == ("completed", "high", "low")
+        stats = (await svc.client.get(f"/v1/playbooks/{RISK_DEFAULT}/stats")).json()
+        assert stats["risk"] == {"improved": 1, "unchanged": 0, "worsened": 0, "unknown": 0}
+        assert stats["health"]["unknown"] == 1 and stats["median_days_to_complete"] == 6.0
         onboarding_tasks = (await svc.client.get("/v1/tasks", params={"account_id": "onboarding",
                                                                       "kind": "playbook"})).json()["items"]
         assert [t["title"] for t in onboarding_tasks] == ["Unblock the overdue onboarding task",

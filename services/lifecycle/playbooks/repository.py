@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.lifecycle.models import Playbook, PlaybookRun, Task
+from services.lifecycle.models import AccountRisk, Playbook, PlaybookRun, Task
 from shared.http import keyset_page
 
 
@@ -34,6 +34,13 @@ async def page(session: AsyncSession, *, enabled: bool | None, cursor: str | Non
 async def enabled(session: AsyncSession) -> list[Playbook]:
     stmt = select(Playbook).where(Playbook.enabled.is_(True)).order_by(Playbook.created_at, Playbook.id)
     return list((await session.execute(stmt)).scalars())
+
+
+async def risk_band(session: AsyncSession, account_id: str) -> str | None:
+    """The account's churn-risk band as lifecycle's copy knows it (no row lock)."""
+    stmt = select(AccountRisk.band).where(AccountRisk.account_id == account_id)
+    band: str | None = (await session.execute(stmt)).scalar_one_or_none()
+    return band
 
 
 # --- runs ----------------------------------------------------------------------------------------

@@ -57,18 +57,11 @@ def account_document(account: Account, health: AccountHealth | None) -> dict[str
             "health_band": health.band if health else None, "health_score": health.score if health else None}
 
 
-async def risk_band_of(session: AsyncSession, account: Account) -> str | None:
-    """The account's churn-risk band as lifecycle's copy knows it.
-
-    None until lifecycle keeps a copy of the risk from `risk.changed` (the account's `risk` field):
-    the runs' `risk_band_*` stay null until then."""
-    return None
-
-
 async def _bands(session: AsyncSession, account: Account) -> tuple[str | None, str | None]:
     """The account's current health band and churn-risk band (as lifecycle's copies know them)."""
     health = await accounts_repo.get_health(session, account.id)
-    return (health.band if health else None), await risk_band_of(session, account)
+    # Read without a lock: the risk consumer locks that row before the account, we hold the account.
+    return (health.band if health else None), await repo.risk_band(session, account.id)
 
 
 def _key(playbook_id: str, account_id: str) -> str:
