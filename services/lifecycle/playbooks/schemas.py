@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.types import Bool, Int
+from shared.types import Bool, DateTime, Int
 
 RunStatus = Literal["active", "completed", "cancelled"]
 ACCOUNT_OWNER = "account_owner"
@@ -71,10 +71,10 @@ class PlaybookReplace(PlaybookIn):
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [_EXAMPLE]})
 
-    id: str | None = None
-    builtin: bool | None = None
-    created_at: dt.datetime | None = None
-    updated_at: dt.datetime | None = None
+    id: str | None = Field(default=None, description="Read-only; ignored (must be the playbook's own if sent).")
+    builtin: Bool | None = Field(default=None, description="Read-only; ignored.")
+    created_at: DateTime | None = Field(default=None, description="Read-only; ignored.")
+    updated_at: DateTime | None = Field(default=None, description="Read-only; ignored.")
 
 
 class PlaybookOut(PlaybookIn):
