@@ -80,10 +80,15 @@ ISO_4217 = frozenset({
 })
 
 
+_MONEY_MAX_WHOLE = 10 ** (MONEY_MAX_DIGITS - MONEY_DECIMALS) - 1
+
+
 def _money_only(value: Any) -> Any:
     if isinstance(value, Decimal) or (isinstance(value, str) and _DECIMAL.fullmatch(value)):
         return value
     if isinstance(value, int) and not isinstance(value, bool):
+        if value > _MONEY_MAX_WHOLE:
+            raise ValueError(f"must be at most {_MONEY_MAX_WHOLE}")
         return value
     raise ValueError('must be a decimal string, e.g. "120000.00"')
 
@@ -97,14 +102,16 @@ def _currency_code(value: Any) -> Any:
     return code
 
 
-_MONEY_DOC = "An amount: a decimal string, at least 0, with at most 2 decimals and 16 integer digits."
+_MONEY_DOC = ("An amount: a decimal string, at least 0, with at most 2 decimals and 16 integer digits "
+              "(a whole number is accepted too).")
 Money = Annotated[
     Decimal,
     BeforeValidator(_money_only),
     Field(ge=0, max_digits=MONEY_MAX_DIGITS, decimal_places=MONEY_DECIMALS),
     AfterValidator(lambda v: v.quantize(_CENT)),
-    WithJsonSchema({"type": "string", "pattern": r"^\d{1,16}(\.\d{1,2})?$", "examples": ["120000.00"],
-                    "description": _MONEY_DOC}),
+    WithJsonSchema({"anyOf": [{"type": "string", "pattern": r"^\d{1,16}(\.\d{1,2})?$"},
+                              {"type": "integer", "minimum": 0, "maximum": _MONEY_MAX_WHOLE}],
+                    "examples": ["120000.00"], "description": _MONEY_DOC}),
 ]
 """An amount of money (ARR, an opportunity): a decimal string >= 0 with at most two decimals, kept to the cent."""
 
