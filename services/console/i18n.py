@@ -1,0 +1,188 @@
+"""English and Japanese: English strings are the keys; a missing Japanese entry falls back to English."""
+
+from __future__ import annotations
+
+LANGS: tuple[str, ...] = ("en", "ja")
+
+JA: dict[str, str] = {
+    "Post-sales console": "ポストセールス コンソール",
+    "Portfolio": "ポートフォリオ",
+    "Renewals": "更新予定",
+    "Alerts": "アラート",
+    "Handoffs": "引き継ぎ",
+    "My worklist": "マイ ワークリスト",
+    "Sign in": "サインイン",
+    "Sign out": "サインアウト",
+    "API token": "API トークン",
+    "Sign in with your API token": "API トークンでサインインしてください",
+    "Your token stays in an encrypted cookie; it is never shown in an address or a log.":
+        "トークンは暗号化された Cookie にのみ保存され、URL やログには残りません。",
+    "That token is not known. Check it and try again.":
+        "このトークンは登録されていません。確認してもう一度お試しください。",
+    "Your session ended. Please sign in again.": "セッションが終了しました。もう一度サインインしてください。",
+    "Signed out.": "サインアウトしました。",
+    "Signed in as": "サインイン中:",
+    "Account": "アカウント",
+    "Accounts": "アカウント",
+    "Stage": "ステージ",
+    "Owner": "担当者",
+    "Segment": "セグメント",
+    "ARR": "ARR",
+    "Renewal date": "更新日",
+    "Health": "ヘルス",
+    "Churn risk": "解約リスク",
+    "ARR at risk": "リスク ARR",
+    "Search": "検索",
+    "Name or id": "名前または ID",
+    "Filter": "絞り込み",
+    "Clear": "解除",
+    "Sort": "並び順",
+    "All": "すべて",
+    "Mine": "自分の担当",
+    "Previous": "前へ",
+    "Next": "次へ",
+    "Page": "ページ",
+    "of": "/",
+    "accounts": "件",
+    "No accounts match.": "該当するアカウントはありません。",
+    "onboarding": "オンボーディング",
+    "adoption": "定着",
+    "expansion": "拡大",
+    "renewal": "更新",
+    "churned": "解約",
+    "green": "良好",
+    "yellow": "注意",
+    "red": "危険",
+    "low": "低",
+    "medium": "中",
+    "high": "高",
+    "Facts": "基本情報",
+    "Plan": "プラン",
+    "Seats": "シート数",
+    "Contract start": "契約開始日",
+    "Onboarding": "オンボーディング",
+    "Health score": "ヘルススコア",
+    "Components": "構成要素",
+    "Component": "構成要素",
+    "Weight": "重み",
+    "Value": "値",
+    "Contribution": "寄与",
+    "Coverage": "カバレッジ",
+    "Health trend": "ヘルスの推移",
+    "Risk drivers": "リスク要因",
+    "Driver": "要因",
+    "Usage": "利用状況",
+    "Usage, events per day": "利用状況(1 日あたりのイベント数)",
+    "30 days": "30 日",
+    "90 days": "90 日",
+    "Promise ledger": "約束台帳",
+    "Commitment": "約束",
+    "Kind": "種類",
+    "Due": "期限",
+    "Status": "ステータス",
+    "Tasks": "タスク",
+    "Task": "タスク",
+    "Playbook runs": "プレイブック実行",
+    "Started": "開始",
+    "Ended": "終了",
+    "Timeline": "タイムライン",
+    "Open alerts": "未解決のアラート",
+    "Mark done": "完了にする",
+    "overdue": "期限切れ",
+    "no data yet": "まだデータがありません",
+    "Not available yet: this service does not offer it.": "未提供: このサービスはまだこの機能を提供していません。",
+    "is not reachable": "に接続できません",
+    "Everything else on this page still works.": "このページのその他の情報は表示されています。",
+    "Your token lacks a scope for this": "このトークンには必要なスコープがありません",
+    "Within": "期間",
+    "days": "日",
+    "Days left": "残り日数",
+    "No renewals in this window.": "この期間の更新はありません。",
+    "Firing": "発生中",
+    "Acknowledged": "確認済み",
+    "Resolved": "解決済み",
+    "Severity": "重要度",
+    "Summary": "概要",
+    "Since": "発生",
+    "Acknowledge": "確認",
+    "Resolve": "解決",
+    "Silence": "ミュート",
+    "Reason": "理由",
+    "hours": "時間",
+    "No alerts here.": "アラートはありません。",
+    "Submitted": "提出済み",
+    "Returned": "差し戻し",
+    "Accepted": "受け入れ済み",
+    "Draft": "下書き",
+    "Presales owner": "プリセールス担当",
+    "Post-sales owner": "ポストセールス担当",
+    "Completeness": "完成度",
+    "Open": "開く",
+    "Accept": "受け入れる",
+    "Return": "差し戻す",
+    "Return with a reason": "理由を付けて差し戻す",
+    "Read the document": "引き継ぎ資料を読む",
+    "Handoff document": "引き継ぎ資料",
+    "Goals": "目標",
+    "Commitments": "約束事項",
+    "No handoffs here.": "引き継ぎはありません。",
+    "Tasks due": "期限のあるタスク",
+    "Overdue": "期限切れ",
+    "Due this week": "今週期限",
+    "Later": "それ以降",
+    "No due date": "期限なし",
+    "Nothing on your list.": "タスクはありません。",
+    "Your key names no owner, so there is no \"my\" list; showing the owner you choose.":
+        "このキーには担当者が設定されていないため、選んだ担当者のタスクを表示しています。",
+    "Done.": "完了しました。",
+    "Alert acknowledged.": "アラートを確認済みにしました。",
+    "Alert resolved.": "アラートを解決しました。",
+    "Alert silenced.": "アラートをミュートしました。",
+    "Handoff accepted.": "引き継ぎを受け入れました。",
+    "Handoff returned.": "引き継ぎを差し戻しました。",
+    "Task done.": "タスクを完了しました。",
+    "The form expired or came from another site. Reload the page and try again.":
+        "フォームの有効期限が切れたか、別のサイトから送信されました。ページを再読み込みしてやり直してください。",
+    "Not found": "見つかりません",
+    "Back to the portfolio": "ポートフォリオに戻る",
+    "Language": "言語",
+    "When": "日時",
+    "What": "内容",
+    "By": "実行者",
+    "Score": "スコア",
+    "Probability": "確率",
+    "Model": "モデル",
+    "No churn-risk model is trained yet.": "解約リスクモデルはまだ学習されていません。",
+    "Showing": "表示中",
+    "raises risk": "リスクを上げる",
+    "lowers risk": "リスクを下げる",
+    "raises score": "スコアを上げる",
+    "lowers score": "スコアを下げる",
+    "Comment": "コメント",
+    "active users": "アクティブユーザー",
+    "Services": "サービス",
+}
+
+
+def pick_language(cookie: str | None, accept_language: str | None) -> str:
+    """The switch (cookie) wins; else the best of Accept-Language that we speak; else English."""
+    if cookie in LANGS:
+        return cookie
+    best, best_q = "en", -1.0
+    for part in (accept_language or "").split(","):
+        pieces = part.strip().split(";")
+        tag = pieces[0].strip().lower().split("-")[0]
+        q = 1.0
+        for p in pieces[1:]:
+            if p.strip().startswith("q="):
+                try:
+                    q = float(p.strip()[2:])
+                except ValueError:
+                    q = 0.0
+        if tag in LANGS and q > best_q:
+            best, best_q = tag, q
+    return best
+
+
+def translator(lang: str) -> dict[str, str]:
+    return JA if lang == "ja" else {}
