@@ -30,7 +30,7 @@ from types import FrameType
 from deploy.cli import suitefile
 from shared.events.broker import EmbeddedBroker, free_port, wait_for_port
 
-SERVICES: dict[str, int] = {"handoff": 8001, "lifecycle": 8002, "metrics": 8003, "notifier": 8004}
+SERVICES: dict[str, int] = {"handoff": 8001, "lifecycle": 8002, "metrics": 8003, "notifier": 8004, "console": 8005}
 PR_SET_PDEATHSIG = 1
 
 
@@ -53,6 +53,15 @@ def dev_keys(data_dir: Path) -> tuple[str, str]:
         path.touch(mode=0o600)
         path.write_text(token + "\n")
     return token, json.dumps({token: ["admin"]})
+
+
+def console_session_key(data_dir: Path) -> str:
+    """The console's cookie-encryption key for development (created once, mode 0600)."""
+    path = data_dir / "console-session-key"
+    if not path.exists():
+        path.touch(mode=0o600)
+        path.write_text(secrets.token_urlsafe(32) + "\n")
+    return path.read_text().strip()
 
 
 def healthy(url: str) -> bool:
@@ -94,6 +103,10 @@ class Runner:
         if not self.env.get("POSTSALES_API_KEYS"):
             token, keys = dev_keys(self.data_dir)
             self.env["POSTSALES_API_KEYS"] = keys
+        self.env.setdefault("CONSOLE_SESSION_KEY", console_session_key(self.data_dir))
+        for name in SERVICES:
+            if name != "console":
+                self.env.setdefault(f"CONSOLE_{name.upper()}_URL", f"http://127.0.0.1:{self.port(name)}")
         for name in SERVICES:
             say(f"migrating {name}")
             subprocess.run([sys.executable, "-m", f"services.{name}", "migrate"], env=self.env, check=True)  # noqa: S603
@@ -121,7 +134,8 @@ class Runner:
             say(f'try: curl -H "Authorization: Bearer {token}" {self.url("handoff")}/v1/handoffs')
         for line in cli_hints():
             say(line)
-        say("all four services are up; Ctrl-C stops everything")
+        say(f"open the console: {self.url('console')}/ (sign in with the token)")
+        say("all four services are up, the console too; Ctrl-C stops everything")
 
     def url(self, name: str) -> str:
         return f"http://127.0.0.1:{self.port(name)}"
@@ -129,7 +143,7 @@ class Runner:
     def write_suite_file(self, dev_token: bool) -> None:
         """What was started, for the CLI; only SQLite URLs are recorded (they hold no password)."""
         databases = {name: f"sqlite+aiosqlite:///{self.data_dir / (name + '.db')}" for name in SERVICES
-                     if not (self.env.get("DATABASE_URL") or self.env.get(f"{name.upper()}_DATABASE_URL"))}
+                     if name != "console" and not (self.env.get("DATABASE_URL") or self.env.get(f"{name.upper()}_DATABASE_URL"))}
         self.suite_file = suitefile.path(self.data_dir)
         suitefile.write(self.suite_file, suitefile.SuiteFile(
             services={name: self.url(name) for name in SERVICES},

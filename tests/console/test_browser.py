@@ -32,7 +32,7 @@ FAST_ENV = {"CONSUMER_RETRY_BACKOFF": "0.05", "METRICS_HEALTH_INTERVAL": "0.3", 
 
 ACCOUNTS = [  # id, name, ARR, stage, owner, days to renewal
     ("northwind", "Northwind Traders", "480000.00", "renewal", OWNER, 40),
-    ("kobe-steelworks", "神戸スチールワークス", "310000.00", "adoption", OWNER, 150),
+    ("kobe-steelworks", "Kobe Steelworks", "310000.00", "adoption", OWNER, 150),
     ("initech", "Initech", "220000.00", "expansion", "csm.max@example.com", 75),
     ("umbrella", "Umbrella Health", "150000.00", "adoption", OWNER, 25),
     ("hooli", "Hooli", "96000.00", "onboarding", "csm.max@example.com", 300),
@@ -86,7 +86,7 @@ def stack(database_factory, tmp_path_factory) -> Iterator[tuple[Suite, ServicePr
 
 
 def seed(suite: Suite) -> None:
-    headers = {"Authorization": f"Bearer {KEYS and OWNER_TOKEN}"}
+    headers = {"Authorization": f"Bearer {OWNER_TOKEN}"}
     with httpx.Client(headers=headers, timeout=30) as http:
         def url(name: str, path: str) -> str:
             return suite.url(name) + path
@@ -105,7 +105,8 @@ def seed(suite: Suite) -> None:
         http.post(url("metrics", "/v1/surveys"), json={"account_id": "northwind", "kind": "nps", "score": 5,
                                                        "respondent": "cfo@northwind.example"})
         http.post(url("lifecycle", "/v1/accounts/northwind/tasks"), json={
-            "title": "Prepare the renewal deck", "owner": OWNER, "due_date": (today + dt.timedelta(days=3)).isoformat()})
+            "title": "Prepare the renewal deck", "owner": OWNER,
+            "due_date": (today + dt.timedelta(days=3)).isoformat()})
         h = http.post(url("handoff", "/v1/handoffs"), json=handoff_body("acme-robotics", "Acme Robotics"))
         assert h.status_code == 201, h.text
         assert http.post(url("handoff", f"/v1/handoffs/{h.json()['id']}/submit"), json={}).status_code == 200

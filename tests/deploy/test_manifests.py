@@ -240,7 +240,8 @@ def test_configmap_holds_only_real_settings_and_the_secret_template_holds_no_rea
     assert set(config) <= fields, set(config) - fields
     assert config["HOST"] == "0.0.0.0" and int(config["KAFKA_TOPIC_PARTITIONS"]) >= 1
     secret = by_kind("Secret")["postsales-secrets"]["stringData"]
-    assert set(secret) == {"POSTSALES_API_KEYS"} | {f"{s.upper()}_DATABASE_URL" for s in SERVICES}
+    databases = {f"{s.upper()}_DATABASE_URL" for s in SERVICES}
+    assert set(secret) == {"POSTSALES_API_KEYS", "CONSOLE_SESSION_KEY"} | databases
     assert all("REPLACE" in value for value in secret.values())
     assert not set(secret) & set(config)
 
@@ -249,3 +250,43 @@ def test_k8s_readme_explains_scaling() -> None:
     text = (K8S / "README.md").read_text()
     assert "partition count bounds consumer parallelism" in text
     assert "FOR UPDATE SKIP LOCKED" in text
+
+
+# --- the console (no database, no migration) ------------------------------------------------------
+
+def test_compose_runs_the_console_after_the_four_services_with_its_session_key(compose: dict[str, Any]) -> None:
+    console = compose["services"]["console"]
+    port = default_port("console")
+    assert console["command"] == ["services.console"] and console["ports"] == [f"{port}:{port}"]
+    env = console["environment"]
+    assert env["PORT"] == str(port) and "DATABASE_URL" not in env and "migrate-console" not in compose["services"]
+    assert env["CONSOLE_SESSION_KEY"].startswith("${CONSOLE_SESSION_KEY:?")
+    assert env["POSTSALES_API_KEYS"].startswith("${POSTSALES_API_KEYS:?")
+    for name in SERVICES:
+        assert env[f"CONSOLE_{name.upper()}_URL"] == f"http://{name}:{default_port(name)}"
+        assert console["depends_on"][name] == {"condition": "service_healthy"}
+    assert "/healthz" in " ".join(console["healthcheck"]["test"])
+
+
+def test_the_console_deployment_is_hardened_and_reaches_the_services_by_name() -> None:
+    deployment = by_kind("Deployment")["console"]
+    c = _container(deployment)
+    assert c["args"] == ["services.console"]
+    port = default_port("console")
+    assert {p["name"]: p["containerPort"] for p in c["ports"]} == {"http": port}
+    env = {e["name"]: e.get("value") for e in c["env"]}
+    assert env["PORT"] == str(port) and env["CONSOLE_COOKIE_SECURE"] == "true"
+    for name in SERVICES:
+        assert env[f"CONSOLE_{name.upper()}_URL"] == f"http://{name}:{default_port(name)}"
+    assert _secret_refs(c) == {"POSTSALES_API_KEYS": "POSTSALES_API_KEYS", "CONSOLE_SESSION_KEY": "CONSOLE_SESSION_KEY"}
+    assert set(_secret_refs(c).values()) <= set(by_kind("Secret")["postsales-secrets"]["stringData"])
+    # An upstream outage degrades pages; it must not take the console out of the Service.
+    assert c["readinessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    _assert_hardened(deployment, c)
+    service = by_kind("Service")["console"]
+    assert service["spec"]["ports"] == [{"name": "http", "port": port, "targetPort": "http"}]
+    pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+    budget = by_kind("PodDisruptionBudget")["console"]
+    for chosen in (service["spec"]["selector"], budget["spec"]["selector"]["matchLabels"]):
+        assert chosen.items() <= pod_labels.items()
+    assert "console-migrate" not in by_kind("Job")

@@ -15,7 +15,7 @@ import pytest
 
 from shared.events.broker import free_port
 
-SERVICES = ("handoff", "lifecycle", "metrics", "notifier")
+SERVICES = ("handoff", "lifecycle", "metrics", "notifier", "console")
 pytestmark = pytest.mark.db_independent  # the runner uses its own SQLite files
 
 
@@ -113,7 +113,8 @@ def test_run_brings_up_all_four_and_ctrl_c_leaves_no_orphans(runner) -> None:
     assert json.loads(recompute.stdout)["from"] == "2026-11-01" and token not in recompute.stdout + recompute.stderr
 
     kids = children_of(proc.pid)
-    assert len(kids) >= 5  # four services and the broker
+    assert len(kids) >= 6  # four services, the console and the broker
+    assert "open the console: http://127.0.0.1:" in text
     proc.send_signal(signal.SIGINT)
     assert proc.wait(timeout=30) == 0
     time.sleep(0.5)
