@@ -10,6 +10,7 @@ Measures, for N pre-built usage events (already serialised: no side pays for bui
   5. ``POST /v1/events`` in batches of 1000 from 4 concurrent clients (httpx over ASGI, the real
      app) until every request is answered 202, i.e. every event acknowledged by the broker.
   6. per database: churn-risk training and scoring time on a full-size simulated book (bench/risk.py).
+  7. the console's portfolio and account-360 render times with 1,000 accounts (``bench/console.py``).
 Bare figures are the median of three runs. Prints each rate and the service/bare ratios (target >= 0.5).
 Consumer clocks start when the group has its partitions (joining a group is a fixed cost of seconds,
 not throughput).
@@ -285,5 +286,10 @@ if __name__ == "__main__":
     parser.add_argument("--events", type=int, default=50_000, help="number of usage events (default 50000)")
     parser.add_argument("--risk-accounts", type=int, default=200, help="accounts in the churn-risk book (200)")
     parser.add_argument("--risk-only", action="store_true", help="run only the churn-risk section")
+    parser.add_argument("--console-accounts", type=int, default=1000, help="accounts for the console render bench")
     args = parser.parse_args()
     asyncio.run(main(args.events, risk_accounts=args.risk_accounts, risk_only=args.risk_only))
+    if not args.risk_only:
+        from bench.console import run as console_render  # the console's page render times (bench/console.py)
+
+        asyncio.run(console_render(args.console_accounts))
