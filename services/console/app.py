@@ -32,10 +32,7 @@ MIGRATIONS = None  # the console keeps no data of its own
 def create_app(settings: ServiceSettings | None = None, *,
                transports: Mapping[str, httpx.AsyncBaseTransport] | None = None) -> FastAPI:
     """Build the console; settings default to the environment. ``transports`` (per service) is for tests."""
-    if settings is None:
-        settings = Settings()
-    elif not isinstance(settings, Settings):
-        settings = Settings(**settings.model_dump())
+    settings = Settings.resolve(settings)
     metrics = Metrics("console")
 
     @contextlib.asynccontextmanager
