@@ -4,6 +4,7 @@ security, degraded services. Everything is seeded through the public APIs."""
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import hashlib
 import re
 import time
@@ -297,7 +298,8 @@ async def test_japanese_by_accept_language_and_by_the_switch(console, four) -> N
 async def test_worklist_shows_the_owners_tasks(console, four) -> None:
     await create_accounts(four, account_body("acme", "Acme"))
     r = await four["lifecycle"].client.post("/v1/accounts/acme/tasks", json={
-        "title": "Call the champion", "owner": OWNER, "due_date": "2020-01-01"})
+        "title": "Call the champion", "owner": OWNER,
+        "due_date": (dt.date.today() - dt.timedelta(days=3)).isoformat()})
     assert r.status_code == 201, r.text
     async with console() as client:
         await sign_in(client)
@@ -306,3 +308,37 @@ async def test_worklist_shows_the_owners_tasks(console, four) -> None:
         if "Not available yet" in page.text:  # GET /v1/tasks is not on this branch yet
             pytest.skip("lifecycle has no GET /v1/tasks yet")
         assert "Call the champion" in page.text and "Overdue" in page.text
+
+
+async def test_return_a_handoff_with_a_reason_resolve_and_silence_alerts(console, four) -> None:
+    h = await four["handoff"].client.post("/v1/handoffs", json=handoff_body("initech", "Initech"))
+    hid = h.json()["id"]
+    assert (await four["handoff"].client.post(f"/v1/handoffs/{hid}/submit", json={})).status_code == 200
+    alert = await firing_alert(four, "silence-co")
+    async with console() as client:
+        await sign_in(client)
+        r = await post_form(client, f"/handoffs/{hid}", f"/handoffs/{hid}/return", reason="   ")
+        assert "required" in (await client.get(r.headers["location"])).text
+        assert (await four["handoff"].client.get(f"/v1/handoffs/{hid}")).json()["status"] == "submitted"
+        r = await post_form(client, f"/handoffs/{hid}", f"/handoffs/{hid}/return",
+                            reason="Renewal date contradicts the order form")
+        page = await client.get(r.headers["location"])
+        assert "Handoff returned" in page.text and "Renewal date contradicts the order form" in page.text
+        got = (await four["handoff"].client.get(f"/v1/handoffs/{hid}")).json()
+        assert got["status"] == "returned" and got["return_reason"] == "Renewal date contradicts the order form"
+
+        r = await post_form(client, "/alerts", f"/alerts/{alert['id']}/silence", hours="24")
+        assert "Alert silenced" in (await client.get(r.headers["location"])).text
+        silences = (await four["notifier"].client.get("/v1/silences")).json()["items"]
+        assert len(silences) == 1 and silences[0]["created_by"] == OWNER
+        assert {(m["name"], m["value"]) for m in silences[0]["matchers"]} == {
+            ("alertname", "new-account"), ("subject", "silence-co")}
+        ends = dt.datetime.fromisoformat(silences[0]["ends_at"].replace("Z", "+00:00"))
+        assert dt.timedelta(hours=23) < ends - dt.datetime.now(dt.UTC) <= dt.timedelta(hours=24)
+
+        r = await post_form(client, "/alerts", f"/alerts/{alert['id']}/resolve", reason="called the customer")
+        assert "Alert resolved" in (await client.get(r.headers["location"])).text
+        got = (await four["notifier"].client.get(f"/v1/alerts/{alert['id']}")).json()
+        assert got["status"] == "resolved" and got["resolved_by"] == OWNER
+        resolved = await client.get("/alerts", params={"status": "resolved"})
+        assert "silence-co" in resolved.text
