@@ -161,6 +161,13 @@ JA: dict[str, str] = {
     "Comment": "コメント",
     "active users": "アクティブユーザー",
     "Services": "サービス",
+    "usage": "利用",
+    "engagement": "エンゲージメント",
+    "sentiment": "顧客満足",
+    "support": "サポート",
+    "commitments": "約束の履行",
+    "renewal_proximity": "更新までの期間",
+    "Onboarding progress": "オンボーディング進捗",
 }
 
 
