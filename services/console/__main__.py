@@ -18,6 +18,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("command", nargs="?", default="serve", choices=["serve", "migrate"],
                         help="serve (default); migrate is a no-op: the console keeps no data of its own")
     args = parser.parse_args(argv)
+    if args.command == "migrate":
+        print("console: nothing to migrate (it keeps no data of its own)")
+        return
     try:
         settings = Settings()
     except ValidationError as exc:
@@ -26,9 +29,6 @@ def main(argv: list[str] | None = None) -> None:
         print(f"console: invalid configuration: {reasons}", file=sys.stderr)
         raise SystemExit(2) from None
     configure_logging("console", settings.log_level)
-    if args.command == "migrate":
-        print("console: nothing to migrate (it keeps no data of its own)")
-        return
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None,
                 access_log=False, lifespan="on", timeout_graceful_shutdown=10, proxy_headers=True)
 
