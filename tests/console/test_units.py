@@ -139,3 +139,19 @@ def test_default_order_is_arr_at_risk_then_arr() -> None:
     assert [r.id for r in pf.filter_rows(rows, risk="high")] == ["a", "b"]
     page, current, pages = pf.paginate(rows, 9, 2)
     assert (current, pages, [r.id for r in page]) == (3, 3, ["e"])
+
+
+def test_the_command_refuses_a_placeholder_key_without_printing_it() -> None:
+    import os
+    import subprocess
+    import sys
+
+    weak = "changeme-please-changeme-please-0123"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CONSOLE_")} | {"CONSOLE_SESSION_KEY": weak}
+    out = subprocess.run([sys.executable, "-m", "services.console"], env=env, capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 2 and "CONSOLE_SESSION_KEY is a placeholder" in out.stderr
+    assert weak not in out.stderr + out.stdout
+    migrate = subprocess.run([sys.executable, "-m", "services.console", "migrate"], env=env, capture_output=True,
+                             text=True, timeout=60)
+    assert migrate.returncode == 0 and "nothing to migrate" in migrate.stdout
