@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import logging
 import time
 import urllib.parse
 from typing import Annotated, Any
@@ -20,6 +21,7 @@ from services.console.web import LANG_COOKIE, FormDep, MemberDep, Page, VisitorD
 from shared.auth import KeyStore
 
 router = APIRouter(include_in_schema=False)
+log = logging.getLogger("postsales.console.auth")
 
 AccountId = Annotated[str, Path(min_length=1, max_length=200)]
 ItemId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
@@ -54,8 +56,10 @@ async def signin(request: Request, page: VisitorDep, form: FormDep) -> Response:
     keystore: KeyStore = request.app.state.keystore
     principal = keystore.authenticate(token) if 0 < len(token) <= 500 else None
     if principal is None:
+        log.info("console: sign-in refused (unknown token)")
         return page.render("signin.html", status_code=401, next=local(form.get("next")),
                            error="That token is not known. Check it and try again.")
+    log.info("console: signed in key %s (owner %s)", principal.key_id, principal.owner or "-")
     # A fresh session (and CSRF token) on sign-in: nothing from before carries over.
     page.session = Session(token=token, key_id=principal.key_id, owner=principal.owner,
                            expires=time.time() + page.settings.session_ttl_minutes * 60)

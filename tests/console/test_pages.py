@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import hashlib
+import logging
 import re
 import time
 
@@ -52,7 +53,9 @@ def rows_of(html: str) -> list[str]:
     return re.findall(r'<a href="/accounts/([^"]+)">', html)
 
 
-async def test_sign_in_needs_a_known_token_and_keeps_it_out_of_the_cookie(console) -> None:
+async def test_sign_in_needs_a_known_token_and_keeps_it_out_of_the_cookie(console, four, caplog) -> None:
+    caplog.set_level(logging.DEBUG)
+    await create_accounts(four, account_body("acme", "Acme"))
     async with console() as client:
         r = await client.get("/accounts/x")
         assert r.status_code == 303 and r.headers["location"] == "/signin?next=/accounts/x"
@@ -72,6 +75,10 @@ async def test_sign_in_needs_a_known_token_and_keeps_it_out_of_the_cookie(consol
         assert OWNER_TOKEN not in str(r.headers) and OWNER_TOKEN not in r.headers["location"]
         home = await client.get("/")
         assert home.status_code == 200 and OWNER in home.text and OWNER_TOKEN not in home.text
+        assert (await client.get("/accounts/acme")).status_code == 200
+        logged = "\n".join(f"{r.getMessage()} {r.args!r} {getattr(r, '__dict__', {})!r}" for r in caplog.records)
+        assert "signed in key" in logged and "sign-in refused" in logged
+        assert OWNER_TOKEN not in logged and "not-a-known-token" not in logged
         # A cookie altered by one character is not a session.
         client.cookies.set("ps_console", value[:-2] + ("A" if value[-2] != "A" else "B") + value[-1])
         assert (await client.get("/")).status_code == 303
