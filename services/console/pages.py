@@ -116,6 +116,7 @@ async def portfolio(
     rows = pf.build_rows(accounts.data if accounts.ok else [], pf.risk_index(risk_items), page.today)
     rows = pf.sort_rows(pf.filter_rows(rows, q=q_, risk=risk), sort, descending=dir != "asc")
     shown, current, pages = pf.paginate(rows, page_no, page.settings.page_size)
+    summary = pf.summarize(rows)
     params = {"q": q_, "stage": stage, "owner": owner, "segment": segment, "health": health, "risk": risk,
               "sort": sort, "dir": dir}
 
@@ -123,8 +124,8 @@ async def portfolio(
         merged = {k: v for k, v in (params | changes).items() if v not in ("", None)}
         return "/?" + urllib.parse.urlencode(merged)
 
-    return page.render("portfolio.html", rows=shown, total=len(rows), current=current, pages=pages, params=params,
-                       link=link, accounts=accounts, risk_answer=risk_answer, stages=pf.STAGES,
+    return page.render("portfolio.html", summary=summary, rows=shown, total=len(rows), current=current, pages=pages,
+                       params=params, link=link, accounts=accounts, risk_answer=risk_answer, stages=pf.STAGES,
                        health_bands=pf.HEALTH_BANDS, risk_bands=pf.RISK_BANDS, sorts=pf.SORTS)
 
 

@@ -111,6 +111,33 @@ def sort_rows(rows: list[Row], sort: str = "arr_at_risk", descending: bool = Tru
     return ordered
 
 
+@dataclass
+class Summary:
+    """The book at a glance (over the filtered rows): ARR and ARR at risk per currency, bands, renewals."""
+
+    accounts: int
+    arr: dict[str, Decimal]
+    arr_at_risk: dict[str, Decimal]
+    red_health: int
+    high_risk: int
+    renewing_90d: int
+
+
+def summarize(rows: list[Row]) -> Summary:
+    arr: dict[str, Decimal] = {}
+    at_risk: dict[str, Decimal] = {}
+    for r in rows:
+        cur = r.currency or ""
+        if r.arr is not None:
+            arr[cur] = arr.get(cur, _ZERO) + r.arr
+        if r.arr_at_risk is not None:
+            at_risk[cur] = at_risk.get(cur, _ZERO) + r.arr_at_risk
+    return Summary(accounts=len(rows), arr=arr, arr_at_risk=at_risk,
+                   red_health=sum(1 for r in rows if r.health_band == "red"),
+                   high_risk=sum(1 for r in rows if r.risk_band == "high"),
+                   renewing_90d=sum(1 for r in rows if r.days_to_renewal is not None and 0 <= r.days_to_renewal <= 90))
+
+
 def paginate(rows: list[Row], page: int, size: int) -> tuple[list[Row], int, int]:
     """The rows of ``page`` (1-based, clamped), that page and the number of pages."""
     pages = max(1, -(-len(rows) // size))

@@ -137,6 +137,9 @@ def test_default_order_is_arr_at_risk_then_arr() -> None:
     assert [r.id for r in rows] == ["a", "b", "d", "c", "e"]
     assert rows[0].arr_at_risk == Decimal("60000.0")
     assert [r.id for r in pf.filter_rows(rows, risk="high")] == ["a", "b"]
+    summary = pf.summarize(rows)
+    assert summary.accounts == 5 and summary.high_risk == 2 and summary.arr == {"": Decimal("1350000")}
+    assert summary.arr_at_risk == {"": Decimal("114000.00")}
     page, current, pages = pf.paginate(rows, 9, 2)
     assert (current, pages, [r.id for r in page]) == (3, 3, ["e"])
 
