@@ -17,7 +17,7 @@ from services.console import portfolio as pf
 from services.console.i18n import LANGS
 from services.console.session import Session
 from services.console.upstream import Answer
-from services.console.web import LANG_COOKIE, FormDep, MemberDep, Page, VisitorDep, local
+from services.console.web import LANG_COOKIE, FormDep, MemberDep, Page, VisitorDep, checked_form, local
 from shared.auth import KeyStore
 
 router = APIRouter(include_in_schema=False)
@@ -67,8 +67,10 @@ async def signin(request: Request, page: VisitorDep, form: FormDep) -> Response:
 
 
 @router.post("/signout")
-async def signout(page: VisitorDep, form: FormDep) -> Response:
-    page.session = Session(flash=[("info", "Signed out.")])
+async def signout(request: Request, page: VisitorDep) -> Response:
+    if page.principal is not None:  # signing out of a session that already ended needs no token
+        await checked_form(request, page)
+        page.session = Session(flash=[("info", "Signed out.")])
     return page.redirect("/signin")
 
 

@@ -79,6 +79,12 @@ async def test_sign_in_needs_a_known_token_and_keeps_it_out_of_the_cookie(consol
         logged = "\n".join(f"{r.getMessage()} {r.args!r} {getattr(r, '__dict__', {})!r}" for r in caplog.records)
         assert "signed in key" in logged and "sign-in refused" in logged
         assert OWNER_TOKEN not in logged and "not-a-known-token" not in logged
+        # Sign-out needs the form's token, and ends the session.
+        assert (await client.post("/signout", data={})).status_code == 403
+        r = await post_form(client, "/", "/signout")
+        assert r.headers["location"] == "/signin" and (await client.get("/")).status_code == 303
+        await sign_in(client)
+        value = client.cookies["ps_console"]
         # A cookie altered by one character is not a session.
         client.cookies.set("ps_console", value[:-2] + ("A" if value[-2] != "A" else "B") + value[-1])
         assert (await client.get("/")).status_code == 303
