@@ -161,6 +161,7 @@ JA: dict[str, str] = {
     "Comment": "コメント",
     "active users": "アクティブユーザー",
     "Services": "サービス",
+    "Skip to content": "本文へ移動",
     "usage": "利用",
     "engagement": "エンゲージメント",
     "sentiment": "顧客満足",
