@@ -159,7 +159,7 @@ def test_the_console_in_a_real_browser(chromium, stack, shots) -> None:
             shots(page, "portfolio")
 
             # Account 360: health components, charts, the ledger, tasks, timeline.
-            page.click("text=Northwind Traders")
+            page.click("table.portfolio >> text=Northwind Traders")
             expect(page.locator("h1")).to_contain_text("Northwind Traders")
             expect(page.locator("table.health-components")).to_contain_text("usage")
             charts = page.locator("svg.chart[role=img]")
@@ -167,7 +167,7 @@ def test_the_console_in_a_real_browser(chromium, stack, shots) -> None:
             assert page.locator("svg.chart-bars rect").count() >= 30
             expect(page.locator("section[aria-labelledby=tasks-h]")).to_contain_text(
                 "Prepare the renewal deck")
-            page.click("text=90 days")
+            page.click("section[aria-labelledby=usage-h] .tabs >> text=90 days")
             expect(page).to_have_url(base + "/accounts/northwind?days=90")
             assert "90 days from" in (page.locator("svg.chart-bars desc").first.text_content() or "")
             shots(page, "account")
