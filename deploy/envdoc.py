@@ -22,7 +22,7 @@ from pydantic_core import PydanticUndefined
 from shared.events.registry import EVENT_TYPES, TOPICS, USAGE_EVENT_TYPE, EventType
 from shared.settings import ServiceSettings
 
-SERVICES = ("handoff", "lifecycle", "metrics", "notifier")
+SERVICES = ("handoff", "lifecycle", "metrics", "notifier", "console")
 DOC = Path(__file__).parents[1] / "docs" / "api.md"
 BLOCKS = ("env-table", "event-table")
 
