@@ -143,7 +143,8 @@ class Runner:
     def write_suite_file(self, dev_token: bool) -> None:
         """What was started, for the CLI; only SQLite URLs are recorded (they hold no password)."""
         databases = {name: f"sqlite+aiosqlite:///{self.data_dir / (name + '.db')}" for name in SERVICES
-                     if name != "console" and not (self.env.get("DATABASE_URL") or self.env.get(f"{name.upper()}_DATABASE_URL"))}
+                     if name != "console"  # the console keeps no database
+                     and not (self.env.get("DATABASE_URL") or self.env.get(f"{name.upper()}_DATABASE_URL"))}
         self.suite_file = suitefile.path(self.data_dir)
         suitefile.write(self.suite_file, suitefile.SuiteFile(
             services={name: self.url(name) for name in SERVICES},
