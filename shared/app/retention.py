@@ -16,12 +16,12 @@ import asyncio
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import Column, Table, delete, select, tuple_
+from sqlalchemy import Column, Table, delete, literal, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.app.context import ServiceContext
 from shared.app.periodic import Periodic
-from shared.db import is_postgresql, utcnow
+from shared.db import READ_ONLY, is_postgresql, utcnow
 
 
 async def purge_older_than(factory: async_sessionmaker[AsyncSession], table: Table, column: Column[Any],
@@ -30,18 +30,30 @@ async def purge_older_than(factory: async_sessionmaker[AsyncSession], table: Tab
     key = list(table.primary_key.columns)
     total = 0
     while True:
-        async with factory() as session, session.begin():
-            victims = select(*key).where(column < cutoff).order_by(column).limit(batch_size)
-            if is_postgresql(session):
-                # Replicas purging at the same time split the rows instead of waiting on each other.
-                victims = victims.with_for_update(skip_locked=True)
-            match = key[0].in_(victims) if len(key) == 1 else tuple_(*key).in_(victims)
-            result = await session.execute(delete(table).where(match))
-        deleted = int(getattr(result, "rowcount", 0) or 0)
+        async with factory() as session:
+            # Look first, without a write lock: most passes find nothing, and then lock nothing.
+            async with session.begin():
+                await session.connection(execution_options={READ_ONLY: True})
+                due = (await session.execute(select(literal(1)).where(column < cutoff).limit(1))).first()
+            if due is None:
+                return total
+            async with session.begin():
+                deleted = await _delete_batch(session, table, key, column, cutoff, batch_size)
         total += deleted
         if deleted < batch_size:
             return total
         await asyncio.sleep(0)  # let requests and consumers in between batches
+
+
+async def _delete_batch(session: AsyncSession, table: Table, key: list[Column[Any]], column: Column[Any],
+                        cutoff: dt.datetime, batch_size: int) -> int:
+    victims = select(*key).where(column < cutoff).order_by(column).limit(batch_size)
+    if is_postgresql(session):
+        # Replicas purging at the same time split the rows instead of waiting on each other.
+        victims = victims.with_for_update(skip_locked=True)
+    match = key[0].in_(victims) if len(key) == 1 else tuple_(*key).in_(victims)
+    result = await session.execute(delete(table).where(match))
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 async def purge_infra(ctx: ServiceContext) -> int:
