@@ -10,6 +10,7 @@ from services.notifier.alerts import service
 from services.notifier.alerts.schemas import AckIn, AlertOut, ResolveIn, Status
 from services.notifier.dependencies import AlertDep, EngineDep, ReadScope, WriteScope
 from shared.app import SessionDep
+from shared.auth import actor_of
 from shared.errors import problems
 from shared.http import Cursor, Limit, Page
 
@@ -39,7 +40,7 @@ async def acknowledge_alert(alert: AlertDep, session: SessionDep, principal: Wri
                             body: Annotated[AckIn | None, Body()] = None) -> AlertOut:
     """Acknowledge a firing alert, with an optional note: it stops repeating and escalating (409 unless firing)."""
     body = body or AckIn()
-    await service.acknowledge(session, alert, body.by or f"key:{principal.key_id}", body.text())
+    await service.acknowledge(session, alert, actor_of(principal, body.by), body.text())
     return AlertOut.model_validate(alert)
 
 
@@ -48,5 +49,5 @@ async def resolve_alert(alert: AlertDep, session: SessionDep, engine: EngineDep,
                         body: Annotated[ResolveIn | None, Body()] = None) -> AlertOut:
     """Resolve a firing or acknowledged alert, with an optional note (409 if resolved); emits `alert.resolved`."""
     body = body or ResolveIn()
-    await service.resolve(session, engine, alert, by=body.by or f"key:{principal.key_id}", reason=body.text())
+    await service.resolve(session, engine, alert, by=actor_of(principal, body.by), reason=body.text())
     return AlertOut.model_validate(alert)
