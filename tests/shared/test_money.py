@@ -31,7 +31,11 @@ def test_money_refuses_what_is_not_an_exact_nonnegative_amount(bad: object) -> N
 
 def test_money_schema_says_what_it_accepts() -> None:
     schema = money.json_schema()
-    assert schema["type"] == "string" and schema["pattern"] == r"^\d{1,16}(\.\d{1,2})?$"
+    text, whole = schema["anyOf"]
+    assert text == {"type": "string", "pattern": r"^\d{1,16}(\.\d{1,2})?$"}
+    assert whole == {"type": "integer", "minimum": 0, "maximum": 10**16 - 1}
+    with pytest.raises(ValidationError):
+        money.validate_python(10**16)
     assert TypeAdapter(MoneyOut).dump_json(Decimal("5")) == b'"5.00"'
 
 
