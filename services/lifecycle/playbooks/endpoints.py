@@ -37,6 +37,8 @@ async def valid_playbook(playbook_id: PlaybookIdPath, session: SessionDep) -> Pl
 
 
 PlaybookDep = Annotated[Playbook, Depends(valid_playbook)]
+# Endpoints take their scope before PlaybookDep/AccountDep: FastAPI resolves dependencies in order, and a
+# caller without the scope must get 403 before any lookup can tell it what exists (404).
 
 
 @router.post("/v1/playbooks", status_code=201, response_model=PlaybookOut, responses=problems(409, 422))
@@ -57,34 +59,34 @@ async def list_playbooks(_: ReadScope, session: SessionDep, enabled: bool | None
 
 
 @router.get("/v1/playbooks/{playbook_id}", response_model=PlaybookOut, responses=problems(404))
-async def get_playbook(playbook: PlaybookDep, _: ReadScope) -> PlaybookOut:
+async def get_playbook(_: ReadScope, playbook: PlaybookDep) -> PlaybookOut:
     """Read one playbook (send it back with `PUT` to change it)."""
     return service.to_out(playbook)
 
 
 @router.put("/v1/playbooks/{playbook_id}", response_model=PlaybookOut, responses=problems(404, 409, 422))
-async def replace_playbook(body: PlaybookReplace, playbook: PlaybookDep, _: WriteScope,
+async def replace_playbook(_: WriteScope, body: PlaybookReplace, playbook: PlaybookDep,
                            session: SessionDep) -> PlaybookOut:
     """Replace a playbook; runs already started keep their tasks, new runs follow the new version."""
     return await service.replace(session, playbook, body)
 
 
 @router.delete("/v1/playbooks/{playbook_id}", status_code=204, responses=problems(404))
-async def delete_playbook(playbook: PlaybookDep, _: WriteScope, session: SessionDep) -> Response:
+async def delete_playbook(_: WriteScope, playbook: PlaybookDep, session: SessionDep) -> Response:
     """Delete a playbook; its runs stay as history and active ones finish with their tasks."""
     await service.delete(session, playbook)
     return Response(status_code=204)
 
 
 @router.get("/v1/playbooks/{playbook_id}/stats", response_model=PlaybookStats, responses=problems(404))
-async def playbook_stats(playbook: PlaybookDep, _: ReadScope, session: SessionDep) -> PlaybookStats:
+async def playbook_stats(_: ReadScope, playbook: PlaybookDep, session: SessionDep) -> PlaybookStats:
     """Did it work: runs by status, median days to complete, how health and risk bands moved."""
     return await service.stats(session, playbook)
 
 
 @router.post("/v1/playbooks/{playbook_id}/runs", status_code=201, response_model=PlaybookRunOut,
              responses=problems(404, 409))
-async def start_run(body: RunStart, playbook: PlaybookDep, principal: WriteScope, session: SessionDep,
+async def start_run(principal: WriteScope, body: RunStart, playbook: PlaybookDep, session: SessionDep,
                     idem: IdempotencyDep, now: NowDep) -> PlaybookRunOut:
     """Start the play on an account by hand (409 while a run of it is active there, or the account churned)."""
     await idem.check(session)
@@ -96,7 +98,7 @@ async def start_run(body: RunStart, playbook: PlaybookDep, principal: WriteScope
 
 
 @router.get("/v1/playbooks/{playbook_id}/runs", response_model=Page[PlaybookRunOut], responses=problems(404))
-async def playbook_runs(playbook: PlaybookDep, _: ReadScope, session: SessionDep, status: RunStatus | None = None,
+async def playbook_runs(_: ReadScope, playbook: PlaybookDep, session: SessionDep, status: RunStatus | None = None,
                         limit: Limit = 50, cursor: Cursor = None) -> Page[PlaybookRunOut]:
     """The playbook's runs on every account, newest first."""
     rows, nxt = await repo.runs_page(session, playbook_id=playbook.id, status=status, cursor=cursor, limit=limit)
@@ -105,7 +107,7 @@ async def playbook_runs(playbook: PlaybookDep, _: ReadScope, session: SessionDep
 
 @router.get("/v1/accounts/{account_id}/playbook-runs", response_model=Page[PlaybookRunOut],
             responses=problems(404))
-async def account_playbook_runs(account: AccountDep, _: ReadScope, session: SessionDep,
+async def account_playbook_runs(_: ReadScope, account: AccountDep, session: SessionDep,
                                 status: RunStatus | None = None, limit: Limit = 50,
                                 cursor: Cursor = None) -> Page[PlaybookRunOut]:
     """The playbook runs on the account, newest first."""
