@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from typing import Annotated
 
@@ -90,7 +91,8 @@ async def start_run(principal: WriteScope, body: RunStart, playbook: PlaybookDep
                     idem: IdempotencyDep, now: NowDep) -> PlaybookRunOut:
     """Start the play on an account by hand (409 while a run of it is active there, or the account churned)."""
     await idem.check(session)
-    key = f"{principal.key_id}:{idem.key}" if idem.key else str(uuid.uuid4())
+    # The run's trigger id: a digest of who asked and their Idempotency-Key (any length fits the column).
+    key = hashlib.sha256(f"{principal.key_id}:{idem.key}".encode()).hexdigest() if idem.key else str(uuid.uuid4())
     run = await runs.start_by_hand(session, playbook, body.account_id, key=key, now=now, actor=actor_of(principal))
     out = service.run_out(run)
     await idem.save(session, 201, out)
