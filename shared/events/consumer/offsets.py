@@ -117,20 +117,26 @@ class DatabaseOffsets:
             self.stored.pop(tp, None)
         if not partitions:
             return
-        attempt = 0
-        while True:
-            try:
-                stored = await self.load(partitions)
-                break
-            except Exception as exc:
-                attempt += 1
-                if attempt >= self.attempts:
-                    raise
-                log.warning("consumer %s: reading stored offsets failed (%s); retrying", self.group, exc)
-                await asyncio.sleep(0.5 * attempt)
-        for tp, offset in stored.items():
-            kafka.seek(tp, offset)
-            self.stored[tp] = offset
+        # Paused before the first await: the fetcher may otherwise get a position from the group's Kafka
+        # commit while the database is read, and hand out records that the seek then reads again.
+        kafka.pause(*partitions)
+        try:
+            attempt = 0
+            while True:
+                try:
+                    stored = await self.load(partitions)
+                    break
+                except Exception as exc:
+                    attempt += 1
+                    if attempt >= self.attempts:
+                        raise
+                    log.warning("consumer %s: reading stored offsets failed (%s); retrying", self.group, exc)
+                    await asyncio.sleep(0.5 * attempt)
+            for tp, offset in stored.items():
+                kafka.seek(tp, offset)
+                self.stored[tp] = offset
+        finally:
+            kafka.resume(*partitions)
         if stored:
             log.info("consumer %s: resuming %d partition(s) from the stored offsets", self.group, len(stored))
 
