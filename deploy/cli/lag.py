@@ -4,10 +4,14 @@ End offsets are the partitions' high watermarks as a Fetch reports them, not Lis
 the embedded broker (Tansu) answers ListOffsets with the last *batch*'s base offset + 1, so a
 partition holding one 61-record batch showed END 1 against COMMITTED 61. A Fetch's high watermark is
 right on Tansu and on Apache Kafka alike.
+
+A consumer that keeps its offsets in its service's database (``consumer_offsets``: the metrics usage
+consumer) resumes from those, not from its Kafka commit: lag is measured from them (``source`` database).
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import asdict, dataclass
 from typing import Annotated
@@ -16,8 +20,12 @@ import typer
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
+from sqlalchemy import MetaData, inspect, select
 
-from deploy.cli.common import Bootstrap, JsonOut, Prefix, emit, fail, kafka, run, topic_partitions
+from deploy.cli.common import SERVICES, Bootstrap, JsonOut, Prefix, emit, fail, kafka, run, topic_partitions
+from deploy.cli.outbox import database_url
+from shared.db import create_engine
+from shared.events.consumer.offsets import consumer_offsets_table
 
 
 @dataclass
@@ -28,6 +36,37 @@ class Lag:
     committed: int
     end: int
     lag: int
+    source: str = "kafka"  # where ``committed`` comes from: the group's Kafka commit, or the service's database
+
+
+async def stored_offsets() -> dict[tuple[str, str, int], int]:
+    """Offsets consumers keep in their service's database (``consumer_offsets``), where there are any."""
+    found: dict[tuple[str, str, int], int] = {}
+    for service in SERVICES:
+        try:
+            url = database_url(service)
+        except Exception:  # no database configured for it here: nothing stored to read
+            url = None
+        if url is None:
+            continue
+        try:
+            found.update(await asyncio.wait_for(_read_stored_offsets(url), timeout=15))
+        except Exception as exc:
+            typer.echo(f"warning: stored offsets of {service} unavailable ({type(exc).__name__})", err=True)
+    return found
+
+
+async def _read_stored_offsets(url: str) -> dict[tuple[str, str, int], int]:
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as conn:
+            if not await conn.run_sync(lambda c: inspect(c).has_table("consumer_offsets")):
+                return {}
+            t = consumer_offsets_table(MetaData())
+            rows = (await conn.execute(select(t.c.group, t.c.topic, t.c.partition, t.c.next_offset))).all()
+            return {(str(g), str(topic), int(p)): int(o) for g, topic, p, o in rows}
+    finally:
+        await engine.dispose()
 
 
 async def high_watermarks(probe: AIOKafkaConsumer, tps: list[TopicPartition],
@@ -54,6 +93,7 @@ async def high_watermarks(probe: AIOKafkaConsumer, tps: list[TopicPartition],
 
 
 async def consumer_lag(bootstrap: str, prefix: str, groups: list[str]) -> list[Lag]:
+    stored = await stored_offsets()
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15000)
     probe = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
     try:
@@ -61,9 +101,10 @@ async def consumer_lag(bootstrap: str, prefix: str, groups: list[str]) -> list[L
         await probe.start()
         if not groups:
             try:
-                groups = sorted({str(g[0]) for g in await admin.list_consumer_groups()})
+                listed = {str(g[0]) for g in await admin.list_consumer_groups()}
             except KafkaError as exc:
                 raise fail(f"the broker cannot list consumer groups ({exc}); name them with --group") from None
+            groups = sorted(listed | {g for g, topic, _ in stored if topic.startswith(prefix + "postsales.")})
         ours = prefix + "postsales."
         topics = sorted(t for t in await admin.list_topics() if t.startswith(ours))
         tps = [tp for t in topics for tp in await topic_partitions(probe, t)]
@@ -77,11 +118,18 @@ async def consumer_lag(bootstrap: str, prefix: str, groups: list[str]) -> list[L
                 offsets = await admin.list_consumer_group_offsets(group, partitions=tps)
             except KafkaError as exc:
                 typer.echo(f"warning: offsets of group {group} unavailable ({type(exc).__name__})", err=True)
-                continue
-            for tp, meta in sorted(offsets.items(), key=lambda i: (i[0].topic, i[0].partition)):
-                if meta.offset >= 0:
-                    lags.append(Lag(group, tp.topic.removeprefix(prefix), tp.partition, meta.offset, end[tp],
-                                    max(0, end[tp] - meta.offset)))
+                offsets = {}
+            for tp in sorted(tps, key=lambda tp: (tp.topic, tp.partition)):
+                kept = stored.get((group, tp.topic, tp.partition))
+                meta = offsets.get(tp)
+                if kept is not None:
+                    committed, source = kept, "database"
+                elif meta is not None and meta.offset >= 0:
+                    committed, source = meta.offset, "kafka"
+                else:
+                    continue
+                lags.append(Lag(group, tp.topic.removeprefix(prefix), tp.partition, committed, end[tp],
+                                max(0, end[tp] - committed), source))
         return lags
     finally:
         await probe.stop()
@@ -94,10 +142,14 @@ def lag(
         help="Consumer group (repeatable); default: every group with offsets on the suite's topics.")] = None,
     as_json: JsonOut = False,
 ) -> None:
-    """Consumer lag per group and partition (end offset minus committed offset), with a total per group."""
+    """Consumer lag per group and partition (end offset minus committed offset), with a total per group.
+
+    A consumer that keeps its offsets in its service's database (the metrics usage consumer) is measured
+    from those (``source`` database); its Kafka commit is then informational only.
+    """
     bootstrap, prefix = kafka(bootstrap, prefix)
     rows = run(consumer_lag(bootstrap, prefix, list(group or [])))
-    emit([asdict(r) for r in rows], ["group", "topic", "partition", "committed", "end", "lag"], as_json)
+    emit([asdict(r) for r in rows], ["group", "topic", "partition", "committed", "end", "lag", "source"], as_json)
     if not as_json:
         totals: dict[str, int] = {}
         for r in rows:

@@ -14,6 +14,7 @@ from sqlalchemy import Float, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from shared.db import TYPE_ANNOTATION_MAP, infra_tables, service_metadata
+from shared.events.consumer.offsets import consumer_offsets_table
 
 
 class Base(DeclarativeBase):
@@ -22,6 +23,8 @@ class Base(DeclarativeBase):
 
 
 infra = infra_tables(Base.metadata)
+# The usage consumer's offsets, written in the same transaction as its batches (shared.events.consumer).
+consumer_offsets = consumer_offsets_table(Base.metadata)
 
 ID = 200  # the longest id we accept (account ids, user ids, features, ticket ids)
 

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from typing_extensions import TypeVar
 
 from shared.db import InfraTables
-from shared.events.consumer import BatchHandler, Decoder, EventConsumer, EventHandler
+from shared.events.consumer import BatchHandler, Decoder, EventConsumer, EventHandler, OffsetStore
 from shared.events.outbox import Outbox, OutboxRelay
 from shared.observability import Metrics
 from shared.settings import ServiceSettings
@@ -39,6 +39,9 @@ class ConsumerSpec:
     dedup: bool = True
     # A batch handler's own message decoder (raising InvalidEvent); default: CloudEvent + registry.
     decode: Decoder | None = None
+    # Where progress is kept, built from the group id (the topic prefix + ``name``); default: the group's
+    # Kafka commits. E.g. ``lambda group: DatabaseOffsets(table, ctx.session_factory, group)``.
+    offsets: Callable[[str], OffsetStore] | None = None
 
 
 @dataclass

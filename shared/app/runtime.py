@@ -87,6 +87,7 @@ async def start_bus(defn: ServiceDefinition, ctx: ServiceContext[Any, Any]) -> N
             batch_size=spec.batch_size or s.consumer_batch_size, metrics=ctx.metrics,
             after_commit=ctx.relay.notify, dedup=spec.dedup, decode=spec.decode,
             stuck_after=s.consumer_stuck_after_seconds,
+            offsets=spec.offsets(s.kafka_topic_prefix + spec.name) if spec.offsets is not None else None,
         )
         ctx.consumers.append(consumer)
         ctx.tasks.append(asyncio.create_task(consumer.run(), name=f"{defn.name}:{spec.name}"))

@@ -3,7 +3,9 @@
 For each ``getmany()`` batch the consumer, in ONE database transaction, drops the events this
 consumer already processed (by ``source`` + ``id``), records the new ones as processed and runs
 the handler; only after that transaction commits does it commit the partitions' offsets. A crash
-between the two replays the batch, and the dedup table makes the replay a no-op.
+between the two replays the batch, and the dedup table makes the replay a no-op. With
+:class:`~.offsets.DatabaseOffsets` the offsets are written in that same transaction instead, and
+read back on assignment (the Kafka commit then only feeds lag tooling).
 
 A message that cannot be decoded (bad JSON, unknown type, schema violation, or a decoder that raises
 anything at all) goes straight to ``<topic>.dlq``. A batch whose handler fails is retried with backoff;
@@ -38,12 +40,12 @@ from shared.events.consumer.base import (
     decode_cloudevent,
 )
 from shared.events.consumer.dlq import DeadLetterPublisher, DeadLetterUnavailable
-from shared.events.consumer.offsets import KafkaOffsets, OffsetStore
+from shared.events.consumer.offsets import DatabaseOffsets, KafkaOffsets, OffsetStore, consumer_offsets_table
 from shared.events.consumer.pipeline import EventConsumer
 from shared.events.consumer.retry import RetryPolicy, is_infrastructure_error
 
 __all__ = [
-    "BatchHandler", "DeadLetterPublisher", "DeadLetterUnavailable", "Decoder", "Delivery", "EventConsumer",
-    "EventHandler", "KafkaOffsets", "OffsetStore", "PermanentError", "RetryPolicy", "decode_cloudevent",
-    "is_infrastructure_error",
+    "BatchHandler", "DatabaseOffsets", "DeadLetterPublisher", "DeadLetterUnavailable", "Decoder", "Delivery",
+    "EventConsumer", "EventHandler", "KafkaOffsets", "OffsetStore", "PermanentError", "RetryPolicy",
+    "consumer_offsets_table", "decode_cloudevent", "is_infrastructure_error",
 ]
