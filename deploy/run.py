@@ -134,6 +134,11 @@ class Runner:
             say(f'try: curl -H "Authorization: Bearer {token}" {self.url("handoff")}/v1/handoffs')
         for line in cli_hints():
             say(line)
+        if token:
+            silent = rules_without_channel(self.url("notifier"), token)
+            if silent:
+                say(f"{len(silent)} alert rules notify no one yet ({', '.join(silent)}): create a channel with "
+                    '"default": true, or give the rules channels (docs/notifier.md)')
         say(f"open the console: {self.url('console')}/ (sign in with the token)")
         say("all four services are up, the console too; Ctrl-C stops everything")
 
@@ -180,6 +185,18 @@ class Runner:
         if self.broker is not None:
             self.broker.stop()
         say("stopped")
+
+
+def rules_without_channel(notifier_url: str, token: str) -> list[str]:
+    """Names of the alert rules that would notify no one (advisory: an error here just says nothing)."""
+    request = urllib.request.Request(  # noqa: S310 - the notifier this runner started
+        notifier_url + "/v1/rules?limit=500", headers={"Authorization": f"Bearer {token}"})
+    try:
+        with urllib.request.urlopen(request, timeout=5) as r:  # noqa: S310
+            items = json.loads(r.read())["items"]
+    except (OSError, ValueError, KeyError):
+        return []
+    return [str(rule["name"]) for rule in items if rule.get("enabled", True) and rule.get("deliverable") is False]
 
 
 def cli_hints() -> list[str]:

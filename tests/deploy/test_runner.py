@@ -87,6 +87,8 @@ def test_run_brings_up_all_four_and_ctrl_c_leaves_no_orphans(runner) -> None:
     assert (Path(log).parent / "data" / "dev-token").read_text().strip() == token
     assert oct((Path(log).parent / "data" / "dev-token").stat().st_mode & 0o777) == "0o600"
     assert "postsales lag" in text and "postsales alerts tail" in text  # the banner shows the CLI to try
+    # ...and says that the built-in rules notify no one until a channel exists.
+    assert "alert rules notify no one yet" in text and "health-turned-red" in text
 
     data = Path(log).parent / "data"
     suite = json.loads((data / "suite.json").read_text())
