@@ -97,7 +97,7 @@ class Inputs:
     seats: int | None = None
     renewal_date: dt.date | None = None
     last_touchpoint_at: dt.datetime | None = None
-    account_since: dt.datetime | None = None  # when the account was created (its first contact)
+    account_since: dt.datetime | None = None  # when the relationship began (contract start or first seen)
     has_usage: bool = False
     # Named for the default windows; they hold the model's usage and trend windows.
     active_users_30d: int = 0
@@ -161,7 +161,7 @@ def engagement(i: Inputs, t: Thresholds = DEFAULT_THRESHOLDS) -> Component:
     if touched:
         return Component("engagement", value, inputs, f"last touchpoint {days:.0f} days ago")
     inputs["account_since"] = last.isoformat()
-    return Component("engagement", value, inputs, f"no touchpoint since the account was created {days:.0f} days ago")
+    return Component("engagement", value, inputs, f"no touchpoint since the account started {days:.0f} days ago")
 
 
 def sentiment(i: Inputs, t: Thresholds = DEFAULT_THRESHOLDS) -> Component:

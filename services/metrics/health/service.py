@@ -29,7 +29,7 @@ from services.metrics.health.scoring import (
     components,
     descriptions,
 )
-from services.metrics.models import Commitment, HealthModel, HealthScore, Survey, Ticket
+from services.metrics.models import Account, Commitment, HealthModel, HealthScore, Survey, Ticket
 from services.metrics.settings import Settings
 from services.metrics.usage import repository as usage_repo
 from shared.app import ServiceContext
@@ -102,7 +102,7 @@ async def gather(session: AsyncSession, account_ids: list[str], now: dt.datetime
             seats=account.seats if account else None,
             renewal_date=account.renewal_date if account else None,
             last_touchpoint_at=account.last_touchpoint_at if account else None,
-            account_since=account.created_at if account else None,
+            account_since=_relationship_start(account) if account else None,
             has_usage=a in last_usage,
             active_users_30d=users.get(a, 0),
             events_recent_14d=recent[a],
@@ -250,3 +250,12 @@ async def put_model(session: AsyncSession, body: HealthModelIn, by: str) -> dict
     # Every score now rests on an old model: queue them all for re-scoring.
     await repo.mark_dirty(session, await repo.all_scored_accounts(session))
     return _stored_out(m)
+
+
+def _relationship_start(account: Account) -> dt.datetime | None:
+    """When the relationship began, the engagement clock's start: the contract start when it is earlier than
+    the record (an imported account is not a fresh contact), else when the account was first seen."""
+    starts: list[dt.datetime] = [] if account.created_at is None else [account.created_at]
+    if account.contract_start is not None:
+        starts.append(dt.datetime.combine(account.contract_start, dt.time(), dt.UTC))
+    return min(starts) if starts else None
