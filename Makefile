@@ -47,7 +47,7 @@ test-postgres: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy shared services deploy
+	$(VENV)/bin/mypy shared services deploy sim
 
 bench: $(STAMP)
 	$(PY) -m bench

@@ -9,41 +9,20 @@ fit, and the scoring of every active account that follows) and a scoring pass al
 from __future__ import annotations
 
 import datetime as dt
-import json
 import time
 from typing import Any
 
-from services.metrics.facts.service import apply_fact
-from services.metrics.feedback.service import apply_feedback
 from services.metrics.risk import service as risk
-from services.metrics.usage.envelope import decode_usage
-from services.metrics.usage.service import apply_usage_batch
 from shared.db import utcnow
-from shared.events.envelope import CloudEvent
 from sim import simulate
-from sim.load import events
-from sim.stream import fact_events
-
-
-async def feed(ctx: Any, book: Any, imported_at: dt.datetime) -> None:
-    evs = events(book)
-    async with ctx.session_factory() as s, s.begin():
-        for e in fact_events(book, imported_at):
-            await apply_fact(s, CloudEvent.parse_document(e))
-        for e in evs:
-            if e["type"].startswith("postsales."):
-                await apply_feedback(s, CloudEvent.parse_document(e))
-    usage = [decode_usage(json.dumps(e).encode()) for e in evs if e["type"].startswith("usage.")]
-    for i in range(0, len(usage), 5000):
-        async with ctx.session_factory() as s, s.begin():
-            await apply_usage_batch(s, usage[i:i + 5000])
+from sim.inprocess import apply_book
 
 
 async def risk_bench(ctx: Any, accounts: int, months: int) -> dict[str, Any]:
     now = utcnow()
     book = simulate(accounts=accounts, months=months, seed=7, today=now.date())
     started = time.perf_counter()
-    await feed(ctx, book, now - dt.timedelta(hours=1))
+    await apply_book(ctx.session_factory, book, imported_at=now - dt.timedelta(hours=1))
     loaded = time.perf_counter() - started
     config = risk.RiskConfig(bands={"high": 0.5, "medium": 0.2})
     async with ctx.session_factory() as s, s.begin():

@@ -61,11 +61,12 @@ def events(book: Book) -> list[dict[str, Any]]:
     for n, s in enumerate(book.surveys):
         out.append(_ce(f"postsales.survey.{s.kind}", f"{s.account_id}/survey/{n}", "/sim/surveys", s.account_id, s.at,
                        {"score": s.score, "respondent": s.respondent}))
-    for t in book.tickets:
-        for what, at in (("opened", t.opened_at), ("responded", t.responded_at), ("resolved", t.resolved_at)):
+    for ticket in book.tickets:
+        for what, at in (("opened", ticket.opened_at), ("responded", ticket.responded_at),
+                         ("resolved", ticket.resolved_at)):
             if at is not None:
-                out.append(_ce(f"postsales.ticket.{what}", f"{t.ticket_id}/{what}", "/sim/helpdesk", t.account_id,
-                               at, {"ticket_id": t.ticket_id}))
+                out.append(_ce(f"postsales.ticket.{what}", f"{ticket.ticket_id}/{what}", "/sim/helpdesk",
+                               ticket.account_id, at, {"ticket_id": ticket.ticket_id}))
     return out
 
 

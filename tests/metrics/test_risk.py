@@ -5,7 +5,6 @@ model's absence, too little churn and band changes are answered as documented.""
 from __future__ import annotations
 
 import datetime as dt
-import json
 import math
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -15,21 +14,17 @@ import numpy as np
 from sqlalchemy import select
 
 from services.metrics.facts.service import apply_fact
-from services.metrics.feedback.service import apply_feedback
 from services.metrics.models import RiskModel
 from services.metrics.risk import repository as risk_repo
 from services.metrics.risk import service as risk_service
 from services.metrics.risk.features import end_of, features_at
 from services.metrics.risk.scheduler import risk_pass
-from services.metrics.usage.envelope import decode_usage
-from services.metrics.usage.service import apply_usage_batch
 from shared.db import utcnow
 from shared.events.envelope import CloudEvent
 from shared.events.registry import METRICS_TOPIC
 from shared.testing import KafkaProbe, RunningService, eventually
 from sim import Book, simulate
-from sim.load import events
-from sim.stream import fact_events
+from sim.inprocess import apply_book
 
 # The measures of each planted driver (the simulator's drivers show in these features).
 FAMILIES = {
@@ -46,17 +41,7 @@ QUIET = {"health_interval": 3600, "risk_check_interval": 3600}  # no background 
 async def feed(svc: RunningService, book: Book, *, imported_at: dt.datetime,
                keep: Callable[[dict[str, Any]], bool] = lambda _e: True) -> None:
     """Apply the book's events through metrics' own consumer handlers, as the consumers would."""
-    facts = [e for e in fact_events(book, imported_at) if keep(e)]
-    evs = [e for e in events(book) if keep(e)]
-    async with svc.ctx.session_factory() as s, s.begin():
-        for e in facts:
-            await apply_fact(s, CloudEvent.parse_document(e))
-        for e in evs:
-            if e["type"].startswith("postsales."):
-                await apply_feedback(s, CloudEvent.parse_document(e))
-        usage = [decode_usage(json.dumps(e).encode()) for e in evs if e["type"].startswith("usage.")]
-        for i in range(0, len(usage), 5000):
-            await apply_usage_batch(s, usage[i:i + 5000])
+    await apply_book(svc.ctx.session_factory, book, imported_at=imported_at, keep=keep)
 
 
 def family_of(name: str) -> set[str]:
