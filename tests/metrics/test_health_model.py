@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from services.metrics.models import HealthScore
 from shared.db import utcnow
 from shared.events.registry import FEEDBACK_TOPIC, LIFECYCLE_TOPIC, METRICS_TOPIC
 from shared.testing import KafkaProbe, RunningService, eventually, make_event
@@ -94,6 +95,41 @@ async def test_min_coverage_and_min_delta_are_settings(service: Any, kafka: Kafk
 
 
 async def _scored(svc: RunningService, score: float) -> dict[str, Any] | None:
+    # The stored score, not the one GET evaluates on the fly before the scorer's first pass: only a stored
+    # score is ever emitted, and the events are what this test is about.
+    async with svc.ctx.session_factory() as s:
+        stored = await s.get(HealthScore, "c1")
+    if stored is None or stored.score != score:
+        return None
     r = await svc.client_for(READ).get("/v1/accounts/c1/health")
     h: dict[str, Any] | None = r.json() if r.status_code == 200 else None
     return h if h is not None and h["score"] == score else None
+
+
+async def test_a_score_on_an_older_model_is_redone_without_a_dirty_mark(service: Any, kafka: KafkaProbe) -> None:
+    # The race it covers: an account scored for the first time while a model PUT commits is not among the
+    # scores the PUT marks dirty, and was scored on the model before it.
+    now = utcnow()
+    async with service("metrics", health_interval=0.1) as svc:
+        r = await svc.client.put("/v1/health-model", json={"weights": WEIGHTS, "bands": BANDS})
+        assert r.status_code == 200 and r.json()["version"] == 1
+        await kafka.publish(LIFECYCLE_TOPIC, [make_event("postsales.account.created", "c1", {
+            "account_id": "c1", "name": "C1", "seats": 10}, time=now)])
+
+        async def stored(version: int) -> HealthScore | None:
+            async with svc.ctx.session_factory() as s:
+                row = await s.get(HealthScore, "c1")
+            return row if row is not None and row.model_version == version else None
+
+        await eventually(lambda: stored(1), timeout=60, message="scored on model v1")
+        async with svc.ctx.session_factory() as s, s.begin():
+            row = await s.get(HealthScore, "c1")
+            assert row is not None
+            row.model_version = 0
+            # A score of an account nothing is known about any more: checked, not redone forever.
+            s.add(HealthScore(account_id="gone", score=50.0, band="yellow", coverage=1.0, components=[],
+                              model_version=0, computed_at=now - dt.timedelta(days=2)))
+        await eventually(lambda: stored(1), timeout=60, message="re-scored on model v1 with no dirty mark")
+        async with svc.ctx.session_factory() as s:
+            gone = await s.get(HealthScore, "gone")
+        assert gone is not None and gone.model_version == 1 and gone.score == 50.0

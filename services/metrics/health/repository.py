@@ -36,6 +36,13 @@ async def clear_dirty(session: AsyncSession, seen: list[tuple[str, dt.datetime]]
             tuple_(HealthDirty.account_id, HealthDirty.marked_at).in_(seen)))
 
 
+async def outdated_accounts(session: AsyncSession, version: int, limit: int) -> list[str]:
+    """Accounts whose stored score rests on another model version than ``version``."""
+    rows = await session.execute(select(HealthScore.account_id).where(HealthScore.model_version != version)
+                                 .order_by(HealthScore.account_id).limit(limit))
+    return list(rows.scalars().all())
+
+
 async def stale_accounts(session: AsyncSession, before: dt.datetime, limit: int) -> list[str]:
     rows = await session.execute(select(HealthScore.account_id).where(HealthScore.computed_at < before)
                                  .order_by(HealthScore.computed_at).limit(limit))

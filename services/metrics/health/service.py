@@ -170,9 +170,14 @@ async def score_accounts(session: AsyncSession, outbox: Outbox, account_ids: lis
     """Re-score accounts and store the scores; emits ``health.changed`` where ``should_emit`` says so."""
     now = now or utcnow()
     scored, version = await evaluate(session, account_ids, now, policy)
+    stored = await repo.scores_for(session, list(account_ids))
+    for account_id in stored.keys() - scored.keys():
+        # Scored once, nothing known about it any more (its signals aged out): the last score stands, but
+        # it was checked under this model now, so the stale and outdated scans move on to other accounts.
+        stored[account_id].computed_at, stored[account_id].model_version = now, version
     if not scored:
+        await session.flush()
         return
-    stored = await repo.scores_for(session, list(scored))
     for account_id, (result, inputs) in scored.items():
         row = stored.get(account_id)
         if row is None:
@@ -204,8 +209,11 @@ async def score_pending(ctx: ServiceContext, *, batch: int, refresh_seconds: flo
         async with ctx.session_factory() as session, session.begin():
             now = utcnow()
             dirty = await repo.dirty_accounts(session, batch)
-            stale = [] if dirty else await repo.stale_accounts(
-                session, now - dt.timedelta(seconds=refresh_seconds), batch)
+            # A model PUT marks every stored score dirty, but an account scored for the first time while the
+            # PUT commits is not among them yet: scores on another version are picked up here.
+            stale = [] if dirty else (
+                await repo.outdated_accounts(session, await repo.max_model_version(session), batch)
+                or await repo.stale_accounts(session, now - dt.timedelta(seconds=refresh_seconds), batch))
             await score_accounts(session, ctx.outbox, [a for a, _ in dirty] + stale, now, policy)
             await repo.clear_dirty(session, dirty)
             wrote_events = bool(session.info.get("outbox_dirty"))
