@@ -9,10 +9,9 @@ from services.metrics.feedback.service import apply_feedback
 from services.metrics.models import consumer_offsets
 from services.metrics.settings import Settings
 from services.metrics.usage.envelope import UsageDecoder
-from services.metrics.usage.service import apply_usage_batch
+from services.metrics.usage.service import SegmentOffsets, UsageHandler
 from services.metrics.validation import Bounds
 from shared.app import ConsumerSpec, ServiceContext
-from shared.events.consumer import DatabaseOffsets
 from shared.events.envelope import CloudEvent
 from shared.events.registry import FEEDBACK_TOPIC, HANDOFF_TOPIC, LIFECYCLE_TOPIC, USAGE_TOPIC
 
@@ -25,13 +24,15 @@ def consumer_specs(ctx: ServiceContext[Settings]) -> list[ConsumerSpec]:
         await apply_feedback(session, event, bounds)
 
     return [
-        # Volume path: msgspec decoding, then one transaction and a handful of set-based statements per
-        # getmany() batch. The usage handler inserts raw events ON CONFLICT (source, id) DO NOTHING and
-        # counts only what it inserted: idempotent by itself, so the foundation's processed_events
-        # bookkeeping is skipped. Its offsets live in the database, committed with each batch's effects.
-        ConsumerSpec(name="metrics-usage", topics=[USAGE_TOPIC], batch_handler=apply_usage_batch, dedup=False,
-                     decode=UsageDecoder(bounds),
-                     offsets=lambda group: DatabaseOffsets(consumer_offsets, ctx.session_factory, group)),
+        # Volume path: msgspec decoding, then one transaction per batch of up to METRICS_USAGE_BATCH_EVENTS,
+        # written at driver level. The handler inserts the events' source + id keys ON CONFLICT DO NOTHING
+        # and counts only the new ones: idempotent by itself, so the foundation's processed_events
+        # bookkeeping is skipped. Its offsets live in the database, committed with each batch's effects
+        # (and recorded on the batch's raw segments).
+        ConsumerSpec(name="metrics-usage", topics=[USAGE_TOPIC], batch_handler=UsageHandler(), dedup=False,
+                     decode=UsageDecoder(bounds), batch_size=ctx.settings.usage_batch_events,
+                     batch_wait=ctx.settings.usage_batch_wait_ms / 1000,
+                     offsets=lambda group: SegmentOffsets(consumer_offsets, ctx.session_factory, group)),
         ConsumerSpec(name="metrics-feedback", topics=[FEEDBACK_TOPIC], handler=feedback),
         ConsumerSpec(name="metrics-facts", topics=[LIFECYCLE_TOPIC, HANDOFF_TOPIC], handler=apply_fact),
     ]

@@ -1,7 +1,8 @@
 """Database models of the metrics service.
 
-Raw usage events are append-only and keyed by (source, event_id): that key is the usage dedup.
-Rollups are kept incrementally (one upsert per batch) and can be rebuilt from the raw events.
+Raw usage events are append-only, stored per transaction and day in compressed segments; their
+dedup keys (source + id) in a narrow table of their own. Rollups are kept incrementally (one upsert
+per batch) and can be rebuilt from the segments.
 Money is stored as decimal strings and summed in Python with ``Decimal``.
 """
 
@@ -10,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import Float, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import Float, Integer, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from shared.db import TYPE_ANNOTATION_MAP, infra_tables, service_metadata
@@ -29,23 +30,32 @@ consumer_offsets = consumer_offsets_table(Base.metadata)
 ID = 200  # the longest id we accept (account ids, user ids, features, ticket ids)
 
 
-class UsageEvent(Base):
-    """One usage event as received (append-only; the source of truth for recompute)."""
+class UsageEventKey(Base):
+    """The dedup key of every usage event counted: ``source + "\\x1f" + id`` (``day`` is for retention only)."""
 
-    __tablename__ = "usage_events"
-    source: Mapped[str] = mapped_column(String(500), primary_key=True)
-    event_id: Mapped[str] = mapped_column(String(200), primary_key=True)
-    account_id: Mapped[str] = mapped_column(String(ID))
-    type: Mapped[str] = mapped_column(String(200))
-    user_id: Mapped[str] = mapped_column(String(ID))
-    feature: Mapped[str | None] = mapped_column(String(ID))
-    quantity: Mapped[float] = mapped_column(Float)
-    occurred_at: Mapped[dt.datetime]
+    __tablename__ = "usage_event_keys"
+    key: Mapped[str] = mapped_column(Text, primary_key=True)
     day: Mapped[dt.date]
-    received_at: Mapped[dt.datetime]
 
-    # Read only by recompute, over a day range (all accounts or one): a single index serves both.
-    __table_args__ = (Index("ix_usage_events_day_account_id", "day", "account_id"),)
+    # The key is the whole row: on SQLite a WITHOUT ROWID table stores it once, in one B-tree.
+    __table_args__ = {"sqlite_with_rowid": False}
+
+
+class UsageSegment(Base):
+    """The new usage events of one transaction and one UTC day, as received (the source of truth for recompute).
+
+    ``data`` is ``zlib(msgpack([[source, id, account_id, type, user_id, feature, quantity, time_us], …]))``
+    in arrival order (see ``services.metrics.usage.segments``); ``offsets`` the Kafka offset range the
+    transaction covered, ``{"topic:partition": [first, last]}`` (null for migrated rows).
+    """
+
+    __tablename__ = "usage_segments"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    day: Mapped[dt.date] = mapped_column(index=True)
+    event_count: Mapped[int] = mapped_column(Integer)
+    offsets: Mapped[dict[str, Any] | None]
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[dt.datetime]
 
 
 class UsageDaily(Base):

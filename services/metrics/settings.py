@@ -35,6 +35,12 @@ class Settings(ServiceSettings):
         description="Event and survey times further than this in the future are refused (e.g. 1d, 36h).")
     # METRICS_MAX_EVENT_AGE (the oldest event and survey time accepted) is the shared `max_event_age`;
     # the shared settings keep dedup keys (DEDUP_RETENTION) at least that long.
+    usage_batch_events: int = Field(
+        default=10_000, ge=1, le=100_000,
+        description="Usage events the usage consumer applies per transaction (at most; a batch is what arrived).")
+    usage_batch_wait_ms: float = Field(
+        default=200, ge=0, le=10_000,
+        description="Milliseconds the usage consumer waits for a batch to fill up before applying it.")
     risk_band_high: float = Field(default=0.5, gt=0, le=1, description="Churn probability from which the band is high.")
     risk_band_medium: float = Field(default=0.2, gt=0, le=1, description="Churn probability from which it is medium.")
     risk_snapshot_days: int = Field(default=7, ge=1, le=90, description="Days between training snapshots.")

@@ -34,6 +34,7 @@ class ConsumerSpec:
     handler: EventHandler | None = None
     batch_handler: BatchHandler | None = None
     batch_size: int | None = None
+    batch_wait: float = 0.05  # seconds a fetched batch may wait to fill up to ``batch_size``
     # False only for a handler that is idempotent by itself (e.g. inserts keyed by source + id with
     # ON CONFLICT DO NOTHING): the foundation then skips its processed_events bookkeeping.
     dedup: bool = True

@@ -85,6 +85,7 @@ async def start_bus(defn: ServiceDefinition, ctx: ServiceContext[Any, Any]) -> N
             batch_handler=spec.batch_handler, topic_prefix=s.kafka_topic_prefix, dlq_producer=ctx.producer,
             max_retries=s.consumer_max_retries, retry_backoff=s.consumer_retry_backoff,
             batch_size=spec.batch_size or s.consumer_batch_size, metrics=ctx.metrics,
+            batch_wait=spec.batch_wait,
             after_commit=ctx.relay.notify, dedup=spec.dedup, decode=spec.decode,
             stuck_after=s.consumer_stuck_after_seconds,
             offsets=spec.offsets(s.kafka_topic_prefix + spec.name) if spec.offsets is not None else None,

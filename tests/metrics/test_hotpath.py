@@ -11,7 +11,7 @@ from sqlalchemy import select, update
 from typer.testing import CliRunner
 
 from deploy.cli import app as cli_app
-from services.metrics.models import UsageDaily, UsageEvent, consumer_offsets
+from services.metrics.models import UsageDaily, UsageEventKey, consumer_offsets
 from shared.db import create_engine
 from shared.events.registry import USAGE_TOPIC
 from shared.testing import KafkaProbe, RunningService, eventually, make_event
@@ -55,7 +55,7 @@ async def test_usage_offsets_are_stored_with_the_batches_and_the_same_event_at_a
         async with svc.ctx.session_factory() as s:
             counted = (await s.execute(select(UsageDaily.account_id, UsageDaily.event_count)
                                        .order_by(UsageDaily.account_id))).all()
-            raw = len((await s.execute(select(UsageEvent.event_id))).all())
+            raw = len((await s.execute(select(UsageEventKey.key))).all())
         assert raw == 31
         assert [tuple(r) for r in counted] == [("hp-0", 11), ("hp-1", 10), ("hp-2", 10)]
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from services.metrics.models import Survey, Ticket, UsageEvent
+from services.metrics.models import Survey, Ticket, UsageEventKey
 from shared.db import utcnow
 from shared.events.registry import FEEDBACK_TOPIC, USAGE_TOPIC, dlq_topic
 from shared.testing import KafkaProbe, RunningService, eventually, make_event
@@ -72,7 +72,7 @@ async def test_http_refuses_out_of_bounds_items_by_index_and_counts_the_rest_onc
         assert r.status_code == 202 and r.json() == {"accepted": 1, "rejected": []}
         assert await eventually(lambda: _is(svc, today, 2e9), timeout=60, message="counted") == 2e9
         await eventually(lambda: _consumed(svc, "metrics-usage", 4), timeout=30, message="all consumed")
-        assert await _day_events(svc, today) == 2e9 and await _count(svc, UsageEvent) == 2
+        assert await _day_events(svc, today) == 2e9 and await _count(svc, UsageEventKey) == 2
 
         # Nothing valid: a 422 problem listing every rejection; nothing published.
         r = await writer.post("/v1/events", json=[*body[:5], {"specversion": "1.0"}])
@@ -142,7 +142,7 @@ async def test_out_of_bounds_events_on_the_topics_are_dead_lettered_not_counted(
         assert all("METRICS_MAX_QUANTITY" in e or "METRICS_MAX_EVENT_AGE" in e or "METRICS_MAX_FUTURE_SKEW" in e
                    for e in errors), errors
         assert await eventually(lambda: _is(svc, now.date(), 3e9), timeout=60, message="good ones counted") == 3e9
-        assert await _count(svc, UsageEvent) == 3
+        assert await _count(svc, UsageEventKey) == 3
 
         dead = await eventually(lambda: _n_records(kafka, dlq_topic(FEEDBACK_TOPIC), 3), timeout=60,
                                 message="feedback dead letters")

@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from services.metrics.models import UsageDaily, UsageDailyFeature, UsageDailyType, UsageDailyUser, UsageEvent
+from services.metrics.models import UsageDaily, UsageDailyFeature, UsageDailyType, UsageDailyUser, UsageEventKey
 from shared.events.registry import USAGE_TOPIC, dlq_topic
 from shared.testing import KafkaProbe, RunningService, eventually, make_event
 from tests.metrics.conftest import rows
@@ -38,7 +38,7 @@ def _expected(events: list[Any]) -> dict[tuple[str, dt.date], dict[str, Any]]:
 
 async def _count(svc: RunningService) -> int:
     async with svc.ctx.session_factory() as s:
-        return int((await s.execute(select(func.count()).select_from(UsageEvent))).scalar_one())
+        return int((await s.execute(select(func.count()).select_from(UsageEventKey))).scalar_one())
 
 
 async def test_10k_events_with_duplicates_late_and_poison_give_exact_rollups(

@@ -1,69 +1,196 @@
-"""All queries on raw usage events and their daily rollups.
+"""All queries on raw usage (keys and segments) and their daily rollups.
 
-The incremental path is set-based: one INSERT of the raw rows (dedup on the primary key), one of
-the active users, one upsert per rollup table, each over the whole batch. Recompute rebuilds the
-rollups of a period from the raw rows with INSERT … SELECT, so it never leaves the database.
+The incremental path runs once per consumed batch, at driver level (no SQLAlchemy per row): on SQLite
+as one synchronous function on aiosqlite's own thread (the stdlib ``sqlite3`` connection: multi-row
+``INSERT … RETURNING`` for what must say what is new, ``executemany`` for the rest); on PostgreSQL as
+asyncpg statements over ``unnest`` arrays. Both run in the session's transaction. Recompute replays the
+segments (see ``segments.py``) and rewrites the period's rollups.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
-from typing import Any
+import sqlite3
+from collections.abc import AsyncIterator, Callable, Sequence
+from itertools import chain
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Table, and_, delete, distinct, func, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Table, and_, delete, distinct, func, select, update
+from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from services.metrics.bulk import BulkInsert
-from services.metrics.models import UsageDaily, UsageDailyFeature, UsageDailyType, UsageDailyUser, UsageEvent
+from services.metrics.models import (
+    UsageDaily,
+    UsageDailyFeature,
+    UsageDailyType,
+    UsageDailyUser,
+    UsageEventKey,
+    UsageSegment,
+)
+from services.metrics.usage import segments as seg
+from shared.db import utcnow
 
-RAW: Table = UsageEvent.__table__  # type: ignore[assignment]
+if TYPE_CHECKING:
+    from services.metrics.usage.service import Plan
+
+KEYS: Table = UsageEventKey.__table__  # type: ignore[assignment]
+SEGMENTS: Table = UsageSegment.__table__  # type: ignore[assignment]
 DAILY: Table = UsageDaily.__table__  # type: ignore[assignment]
 TYPES: Table = UsageDailyType.__table__  # type: ignore[assignment]
 FEATURES: Table = UsageDailyFeature.__table__  # type: ignore[assignment]
 USERS: Table = UsageDailyUser.__table__  # type: ignore[assignment]
 
+_ADD_DAILY = ("ON CONFLICT (account_id, day) DO UPDATE SET events = usage_daily.events + excluded.events, "
+              "event_count = usage_daily.event_count + excluded.event_count, "
+              "active_users = usage_daily.active_users + excluded.active_users, "
+              "last_at = CASE WHEN excluded.last_at > usage_daily.last_at THEN excluded.last_at "
+              "ELSE usage_daily.last_at END")
+_ADD_TYPES = "ON CONFLICT (account_id, day, type) DO UPDATE SET events = usage_daily_types.events + excluded.events"
+_ADD_FEATURES = ("ON CONFLICT (account_id, day, feature) DO UPDATE SET "
+                 "events = usage_daily_features.events + excluded.events")
 
-# The incremental path runs once per consumed batch: driver-level statements (see bulk.py).
-_RAW = BulkInsert(RAW, ["source", "event_id", "account_id", "type", "user_id", "feature", "quantity",
-                        "occurred_at", "day", "received_at"],
-                  conflict=["source", "event_id"], returning=["source", "event_id"])
-_USERS = BulkInsert(USERS, ["account_id", "day", "user_id"], conflict=["account_id", "day", "user_id"],
-                    returning=["account_id", "day"])
-_DAILY = BulkInsert(DAILY, ["account_id", "day", "events", "event_count", "active_users", "last_at"],
-                    conflict=["account_id", "day"],
-                    update={"events": "{t}.events + {new}.events",
-                            "event_count": "{t}.event_count + {new}.event_count",
-                            "active_users": "{t}.active_users + {new}.active_users",
-                            "last_at": "CASE WHEN {new}.last_at > {t}.last_at THEN {new}.last_at ELSE {t}.last_at END"})
-_TYPES = BulkInsert(TYPES, ["account_id", "day", "type", "events"], conflict=["account_id", "day", "type"],
-                    update={"events": "{t}.events + {new}.events"})
-_FEATURES = BulkInsert(FEATURES, ["account_id", "day", "feature", "events"],
-                       conflict=["account_id", "day", "feature"], update={"events": "{t}.events + {new}.events"})
+# Only constants are concatenated into these statements; every value is a bound parameter.
+_SQLITE_DAILY = ("INSERT INTO usage_daily (account_id, day, events, event_count, active_users, last_at) "
+                 "VALUES (?,?,?,?,?,?) " + _ADD_DAILY)
+_SQLITE_TYPES = "INSERT INTO usage_daily_types (account_id, day, type, events) VALUES (?,?,?,?) " + _ADD_TYPES  # noqa: S608
+_SQLITE_FEATURES = ("INSERT INTO usage_daily_features (account_id, day, feature, events) "
+                    "VALUES (?,?,?,?) " + _ADD_FEATURES)
 
-
-async def insert_raw(session: AsyncSession, rows: Sequence[tuple[Any, ...]]) -> list[tuple[str, str]]:
-    """Insert raw events (tuples in ``_RAW.columns`` order), skipping (source, event_id) pairs already
-    stored; returns the pairs inserted."""
-    return [(s, e) for s, e in await _RAW.execute(session, rows)]
+# SQLite: rows per multi-row INSERT … RETURNING (a fixed size, so its prepared statement is reused).
+SQLITE_CHUNK = 1000
 
 
-async def insert_users(session: AsyncSession, rows: Sequence[tuple[str, dt.date, str]]) -> list[tuple[str, dt.date]]:
-    """Record (account, day, user); returns (account, day) once per user not seen that day before."""
-    return [(a, d) for a, d in await _USERS.execute(session, rows)]
+def _values(head: str, width: int, rows: int, tail: str) -> str:
+    one = "(" + ",".join("?" * width) + ")"
+    return f"{head} VALUES {','.join([one] * rows)} {tail}"
 
 
-async def add_daily(session: AsyncSession, rows: Sequence[tuple[Any, ...]]) -> None:
-    """Add (account, day, events, event_count, new active users, last_at) to the daily rollup."""
-    await _DAILY.execute(session, rows)
+def _bind(table: Table, column: str, dialect: Dialect) -> Callable[[Any], Any]:
+    """SQLAlchemy's own conversion of a column's values on this dialect (rows read back through the ORM)."""
+    process = table.c[column].type.dialect_impl(dialect).bind_processor(dialect)
+    return process if process is not None else (lambda v: v)
 
 
-async def add_types(session: AsyncSession, rows: Sequence[tuple[str, dt.date, str, float]]) -> None:
-    await _TYPES.execute(session, rows)
+def _sqlite_batch(db: sqlite3.Connection, plan: Plan, as_date: Callable[[Any], Any],
+                  as_time: Callable[[Any], Any], now: Any) -> list[int]:
+    """Every write of a batch, on the sqlite3 connection's own thread, inside the session's transaction."""
+    if not db.in_transaction:
+        raise RuntimeError("the usage batch must run inside the session's transaction")
+    days: dict[int, Any] = {}
+    numbers: dict[Any, int] = {}
+
+    def day(d: int) -> Any:
+        v = days.get(d)
+        if v is None:
+            v = days[d] = as_date(seg.date_of(d))
+            numbers[v] = d
+        return v
+
+    cur = db.cursor()
+    keys = plan.keys(ordered=False)
+    new: set[str] = set()
+    for i in range(0, len(keys), SQLITE_CHUNK):
+        chunk = keys[i:i + SQLITE_CHUNK]
+        sql = _values("INSERT INTO usage_event_keys (key, day)", 2, len(chunk), "ON CONFLICT DO NOTHING RETURNING key")
+        new.update(r[0] for r in cur.execute(sql, tuple(chain.from_iterable((k, day(d)) for k, d in chunk))))
+    if not new:
+        return []
+    plan.take(new)
+    users = plan.user_candidates()
+    new_users: list[tuple[str, int]] = []
+    for i in range(0, len(users), SQLITE_CHUNK):
+        chunk_u = users[i:i + SQLITE_CHUNK]
+        sql = _values("INSERT INTO usage_daily_users (account_id, day, user_id)", 3, len(chunk_u),
+                      "ON CONFLICT DO NOTHING RETURNING account_id, day")
+        params = tuple(chain.from_iterable((a, day(d), u) for a, d, u in chunk_u))
+        new_users.extend((a, numbers[d]) for a, d in cur.execute(sql, params))
+    daily, types, features = plan.rollups(new_users)
+    cur.executemany(_SQLITE_DAILY, [(a, day(d), q, n, u, as_time(seg.time_of(t))) for a, d, q, n, u, t in daily])
+    cur.executemany(_SQLITE_TYPES, [(a, day(d), t, q) for a, d, t, q in types])
+    cur.executemany(_SQLITE_FEATURES, [(a, day(d), f, q) for a, d, f, q in features])
+    ids: list[int] = []
+    for d, n, data in plan.segments():  # after the rollups: see segments.py on the order of additions
+        cur.execute("INSERT INTO usage_segments (day, event_count, data, created_at) VALUES (?,?,?,?)",
+                    (day(d), n, data, now))
+        ids.append(int(cur.lastrowid or 0))
+    cur.close()
+    return ids
 
 
-async def add_features(session: AsyncSession, rows: Sequence[tuple[str, dt.date, str, float]]) -> None:
-    await _FEATURES.execute(session, rows)
+async def _driver(session: AsyncSession) -> tuple[AsyncConnection, Any]:
+    """The session's connection (its transaction begun) and the driver's own connection under it."""
+    conn = await session.connection()
+    raw = await conn.get_raw_connection()
+    return conn, raw.driver_connection
+
+
+async def write_sqlite(session: AsyncSession, plan: Plan) -> list[int]:
+    """Write a batch on SQLite; returns the ids of the segments written (none: nothing was new)."""
+    conn, driver = await _driver(session)
+    dialect = conn.dialect
+    as_time = _bind(DAILY, "last_at", dialect)
+    # aiosqlite runs every call on one thread per connection; this queues the whole batch as one call.
+    ids: list[int] = await driver._execute(_sqlite_batch, driver._conn, plan, _bind(DAILY, "day", dialect),
+                                           as_time, as_time(utcnow()))
+    return ids
+
+
+_PG_KEYS = ("INSERT INTO usage_event_keys (key, day) SELECT * FROM unnest($1::text[], $2::date[]) "
+            "ON CONFLICT DO NOTHING RETURNING key")
+_PG_USERS = ("INSERT INTO usage_daily_users (account_id, day, user_id) "
+             "SELECT * FROM unnest($1::text[], $2::date[], $3::text[]) "
+             "ON CONFLICT DO NOTHING RETURNING account_id, day")
+_PG_DAILY = ("INSERT INTO usage_daily (account_id, day, events, event_count, active_users, last_at) "  # noqa: S608
+             "SELECT * FROM unnest($1::text[], $2::date[], $3::float8[], $4::int[], $5::int[], $6::timestamptz[]) "
+             + _ADD_DAILY)
+_PG_TYPES = ("INSERT INTO usage_daily_types (account_id, day, type, events) "  # noqa: S608
+             "SELECT * FROM unnest($1::text[], $2::date[], $3::text[], $4::float8[]) " + _ADD_TYPES)
+_PG_FEATURES = ("INSERT INTO usage_daily_features (account_id, day, feature, events) "  # noqa: S608
+                "SELECT * FROM unnest($1::text[], $2::date[], $3::text[], $4::float8[]) " + _ADD_FEATURES)
+_PG_SEGMENTS = ("INSERT INTO usage_segments (day, event_count, data, created_at) "
+                "SELECT * FROM unnest($1::date[], $2::int[], $3::bytea[], $4::timestamptz[]) RETURNING id")
+
+
+def _columns(rows: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:
+    return [list(c) for c in zip(*rows, strict=True)] if rows else [[] for _ in range(width)]
+
+
+async def write_postgresql(session: AsyncSession, plan: Plan) -> list[int]:
+    """Write a batch on PostgreSQL (asyncpg, in the session's transaction); returns the segment ids."""
+    _, pg = await _driver(session)
+    if not pg.is_in_transaction():
+        raise RuntimeError("the usage batch must run inside the session's transaction")
+    date = seg.date_of
+    # Rows go in key order: batches applied concurrently (other partitions, other processes) then take
+    # their locks in the same order and cannot deadlock.
+    keys = plan.keys(ordered=True)
+    new = {r[0] for r in await pg.fetch(_PG_KEYS, [k for k, _ in keys], [date(d) for _, d in keys])}
+    if not new:
+        return []
+    plan.take(new)
+    users = plan.user_candidates()
+    found = await pg.fetch(_PG_USERS, [a for a, _, _ in users], [date(d) for _, d, _ in users],
+                           [u for _, _, u in users]) if users else []
+    daily, types, features = plan.rollups((a, seg.day_number(d)) for a, d in found)
+    a, d, q, n, u, t = _columns(daily, 6)
+    await pg.execute(_PG_DAILY, a, [date(x) for x in d], q, n, u, [seg.time_of(x) for x in t])
+    if types:
+        a, d, k, q = _columns(types, 4)
+        await pg.execute(_PG_TYPES, a, [date(x) for x in d], k, q)
+    if features:
+        a, d, k, q = _columns(features, 4)
+        await pg.execute(_PG_FEATURES, a, [date(x) for x in d], k, q)
+    segments = plan.segments()  # after the rollups: see segments.py on the order of additions
+    now = utcnow()
+    rows = await pg.fetch(_PG_SEGMENTS, [date(x) for x, _, _ in segments], [x for _, x, _ in segments],
+                          [x for _, _, x in segments], [now] * len(segments))
+    return [int(r[0]) for r in rows]
+
+
+async def set_segment_offsets(session: AsyncSession, ids: Sequence[int], offsets: dict[str, list[int | None]]) -> None:
+    """Record the offset range a transaction covered on the segments it wrote."""
+    await session.execute(update(SEGMENTS).where(SEGMENTS.c.id.in_(list(ids))).values(offsets=offsets))
 
 
 async def daily_rows(session: AsyncSession, account_id: str, start: dt.date, end: dt.date) -> list[UsageDaily]:
@@ -88,39 +215,46 @@ def _period(table: Table, start: dt.date, end: dt.date, account_id: str | None) 
     return and_(cond, table.c.account_id == account_id) if account_id else cond
 
 
-async def accounts_in_period(session: AsyncSession, start: dt.date, end: dt.date,
-                             account_id: str | None) -> set[str]:
-    raw = select(RAW.c.account_id).where(_period(RAW, start, end, account_id)).distinct()
-    rolled = select(DAILY.c.account_id).where(_period(DAILY, start, end, account_id)).distinct()
-    found = set((await session.execute(raw)).scalars().all())
-    return found | set((await session.execute(rolled)).scalars().all())
+async def segments_between(session: AsyncSession, start: dt.date, end: dt.date, *,
+                           page: int = 200) -> AsyncIterator[tuple[dt.date, bytes]]:
+    """(day, data) of the segments of days in [start, end], in id order, a page at a time."""
+    after = 0
+    while True:
+        rows = (await session.execute(
+            select(SEGMENTS.c.id, SEGMENTS.c.day, SEGMENTS.c.data)
+            .where(SEGMENTS.c.day >= start, SEGMENTS.c.day <= end, SEGMENTS.c.id > after)
+            .order_by(SEGMENTS.c.id).limit(page))).all()
+        for _, day, data in rows:
+            yield day, data
+        if len(rows) < page:
+            return
+        after = rows[-1][0]
 
 
-async def rebuild(session: AsyncSession, start: dt.date, end: dt.date, account_id: str | None) -> dict[str, int]:
-    """Replace the rollups of the period by aggregates of the raw events (one statement per table)."""
+async def rollup_accounts(session: AsyncSession, start: dt.date, end: dt.date, account_id: str | None) -> set[str]:
+    """Accounts with rollups in the period."""
+    rows = await session.execute(select(DAILY.c.account_id).where(_period(DAILY, start, end, account_id)).distinct())
+    return set(rows.scalars().all())
+
+
+_R_USERS = BulkInsert(USERS, ["account_id", "day", "user_id"])
+_R_DAILY = BulkInsert(DAILY, ["account_id", "day", "events", "event_count", "active_users", "last_at"])
+_R_TYPES = BulkInsert(TYPES, ["account_id", "day", "type", "events"])
+_R_FEATURES = BulkInsert(FEATURES, ["account_id", "day", "feature", "events"])
+
+
+async def replace_rollups(session: AsyncSession, start: dt.date, end: dt.date, account_id: str | None,
+                          totals: seg.Totals) -> None:
+    """Replace the rollups of the period (of one account, when given) by ``totals``."""
     for table in (DAILY, TYPES, FEATURES, USERS):
         await session.execute(delete(table).where(_period(table, start, end, account_id)))
-    where = _period(RAW, start, end, account_id)
-    await session.execute(USERS.insert().from_select(
-        ["account_id", "day", "user_id"],
-        select(RAW.c.account_id, RAW.c.day, RAW.c.user_id).where(where).distinct()))
-    await session.execute(DAILY.insert().from_select(
-        ["account_id", "day", "events", "event_count", "active_users", "last_at"],
-        select(RAW.c.account_id, RAW.c.day, func.sum(RAW.c.quantity), func.count(),
-               func.count(distinct(RAW.c.user_id)), func.max(RAW.c.occurred_at))
-        .where(where).group_by(RAW.c.account_id, RAW.c.day)))
-    await session.execute(TYPES.insert().from_select(
-        ["account_id", "day", "type", "events"],
-        select(RAW.c.account_id, RAW.c.day, RAW.c.type, func.sum(RAW.c.quantity)).where(where)
-        .group_by(RAW.c.account_id, RAW.c.day, RAW.c.type)))
-    await session.execute(FEATURES.insert().from_select(
-        ["account_id", "day", "feature", "events"],
-        select(RAW.c.account_id, RAW.c.day, RAW.c.feature, func.sum(RAW.c.quantity))
-        .where(where, RAW.c.feature.is_not(None)).group_by(RAW.c.account_id, RAW.c.day, RAW.c.feature)))
-    raw_count = (await session.execute(select(func.count()).select_from(RAW).where(where))).scalar_one()
-    days = (await session.execute(select(func.count()).select_from(DAILY)
-                                  .where(_period(DAILY, start, end, account_id)))).scalar_one()
-    return {"raw_events": int(raw_count), "rollup_days": int(days)}
+    date = seg.date_of
+    active = totals.active_users()
+    await _R_DAILY.execute(session, [(a, date(d), q, n, active[(a, d)], seg.time_of(t))
+                                     for (a, d), (q, n, t) in sorted(totals.daily.items())])
+    await _R_TYPES.execute(session, [(a, date(d), t, q) for (a, d, t), q in sorted(totals.types.items())])
+    await _R_FEATURES.execute(session, [(a, date(d), f, q) for (a, d, f), q in sorted(totals.features.items())])
+    await _R_USERS.execute(session, [(a, date(d), u) for a, d, u in sorted(totals.users)])
 
 
 async def active_users(session: AsyncSession, account_ids: Sequence[str], start: dt.date,

@@ -1,0 +1,144 @@
+"""Raw usage events as compressed segments, and the one aggregation both ingestion and recompute use.
+
+A segment holds the new events of one transaction and one UTC day, in arrival order, each as
+``[source, id, account_id, type, user_id, feature, quantity, time_us]`` (``time_us``: microseconds since
+the Unix epoch, UTC), msgpack-encoded and compressed with zlib level 1. Days are day numbers since the
+epoch inside this module (cheap to compute and to hash) and ``datetime.date`` outside.
+
+Rollups stay exactly reproducible, floats included: a transaction adds, per rollup row, the sum of its
+events in arrival order (``Aggregate``) to the stored value; recompute replays the segments in id order
+and adds each segment's ``Aggregate`` the same way. Within one rollup row the segment ids follow the
+order the additions were made in (segments are written after the rollups, whose row locks order
+concurrent transactions on PostgreSQL; SQLite has one writer).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import zlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+EPOCH_DATE = EPOCH.date()
+US = dt.timedelta(microseconds=1)
+DAY_US = 86_400_000_000
+KEY_SEP = "\x1f"
+
+# Row fields.
+SOURCE, ID, ACCOUNT, TYPE, USER, FEATURE, QUANTITY, TIME = range(8)
+
+Row = list[Any]
+
+_encoder = msgspec.msgpack.Encoder()
+_decoder = msgspec.msgpack.Decoder(list[tuple[str, str, str, str, str, str | None, float, int]])
+
+
+def encode(rows: Sequence[Row]) -> bytes:
+    return zlib.compress(_encoder.encode(rows), 1)
+
+
+def decode(data: bytes) -> list[tuple[str, str, str, str, str, str | None, float, int]]:
+    return _decoder.decode(zlib.decompress(data))
+
+
+def key_of(source: str, event_id: str) -> str:
+    return source + KEY_SEP + event_id
+
+
+_dates: dict[int, dt.date] = {}
+
+
+def date_of(day: int) -> dt.date:
+    """The date of a day number (cached: a batch has few days)."""
+    d = _dates.get(day)
+    if d is None:
+        if len(_dates) > 100_000:
+            _dates.clear()
+        d = _dates[day] = EPOCH_DATE + dt.timedelta(days=day)
+    return d
+
+
+def day_number(day: dt.date) -> int:
+    return (day - EPOCH_DATE).days
+
+
+def time_of(us: int) -> dt.datetime:
+    return EPOCH + dt.timedelta(microseconds=us)
+
+
+@dataclass
+class Aggregate:
+    """What a set of rows adds to the rollups, per (account, day[, type | feature | user])."""
+
+    daily: dict[tuple[str, int], list[Any]] = field(default_factory=dict)  # [sum quantity, count, max time_us]
+    types: dict[tuple[str, int, str], float] = field(default_factory=dict)
+    features: dict[tuple[str, int, str], float] = field(default_factory=dict)
+    users: set[tuple[str, int, str]] = field(default_factory=set)
+
+    def add(self, day: int, rows: Iterable[Sequence[Any]], account: str | None = None) -> None:
+        """Add one day's rows, in arrival order (only ``account``'s, when given)."""
+        daily, types, features, users = self.daily, self.types, self.features, self.users
+        for row in rows:
+            a = row[ACCOUNT]
+            if account is not None and a != account:
+                continue
+            q = row[QUANTITY]
+            t = row[TIME]
+            k = (a, day)
+            agg = daily.get(k)
+            if agg is None:
+                daily[k] = [q, 1, t]
+            else:
+                agg[0] += q
+                agg[1] += 1
+                if t > agg[2]:
+                    agg[2] = t
+            tk = (a, day, row[TYPE])
+            s = types.get(tk)
+            types[tk] = q if s is None else s + q
+            f = row[FEATURE]
+            if f is not None:
+                fk = (a, day, f)
+                s = features.get(fk)
+                features[fk] = q if s is None else s + q
+            users.add((a, day, row[USER]))
+
+
+@dataclass
+class Totals:
+    """Rollups rebuilt by replaying segments in id order: each segment's ``Aggregate`` added as ingestion did."""
+
+    daily: dict[tuple[str, int], list[Any]] = field(default_factory=dict)  # [events, count, max time_us]
+    types: dict[tuple[str, int, str], float] = field(default_factory=dict)
+    features: dict[tuple[str, int, str], float] = field(default_factory=dict)
+    users: set[tuple[str, int, str]] = field(default_factory=set)
+    events: int = 0
+
+    def add(self, part: Aggregate) -> None:
+        for k, (q, n, t) in part.daily.items():
+            cur = self.daily.get(k)
+            if cur is None:
+                self.daily[k] = [q, n, t]
+            else:
+                cur[0] += q  # the stored value + the transaction's sum, as the upsert computes it
+                cur[1] += n
+                if t > cur[2]:
+                    cur[2] = t
+            self.events += n
+        for tk, q in part.types.items():
+            s = self.types.get(tk)
+            self.types[tk] = q if s is None else s + q
+        for fk, q in part.features.items():
+            s = self.features.get(fk)
+            self.features[fk] = q if s is None else s + q
+        self.users |= part.users
+
+    def active_users(self) -> dict[tuple[str, int], int]:
+        out: dict[tuple[str, int], int] = {}
+        for a, d, _ in self.users:
+            out[(a, d)] = out.get((a, d), 0) + 1
+        return out
