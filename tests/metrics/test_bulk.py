@@ -8,52 +8,53 @@ from typing import Any
 from sqlalchemy import select
 
 from services.metrics.bulk import SQLITE_MAX_PARAMS, BulkInsert
-from services.metrics.models import UsageDaily, UsageEvent
+from services.metrics.models import UsageDaily, UsageDailyUser
 from shared.testing import RunningService
 
-RAW = BulkInsert(UsageEvent.__table__, ["source", "event_id", "account_id", "type", "user_id", "feature",  # type: ignore[arg-type]
-                                        "quantity", "occurred_at", "day", "received_at"],
-                 conflict=["source", "event_id"], returning=["event_id", "day", "occurred_at"])
+USERS = BulkInsert(UsageDailyUser.__table__, ["account_id", "day", "user_id"],  # type: ignore[arg-type]
+                   conflict=["account_id", "day", "user_id"], returning=["user_id", "day"])
 DAILY = BulkInsert(UsageDaily.__table__, ["account_id", "day", "events", "event_count", "active_users",  # type: ignore[arg-type]
                                           "last_at"],
                    conflict=["account_id", "day"],
                    update={"events": "{t}.events + {new}.events",
                            "last_at": "CASE WHEN {new}.last_at > {t}.last_at THEN {new}.last_at ELSE {t}.last_at END"})
+FRESH = BulkInsert(UsageDaily.__table__, ["account_id", "day", "events", "event_count", "active_users",  # type: ignore[arg-type]
+                                          "last_at"], returning=["account_id", "day", "last_at"])
 PLUS3 = dt.timezone(dt.timedelta(hours=3))
 
 
-def raw(i: int, at: dt.datetime) -> tuple[Any, ...]:
-    return ("/src", f"e{i}", "acme", "usage.login", f"u{i % 7}", None if i % 2 else "export", 0.5 * i,
-            at, at.astimezone(dt.UTC).date(), dt.datetime(2026, 11, 23, 12, 0, 0, 1, tzinfo=dt.UTC))
+def daily(i: int, at: dt.datetime) -> tuple[Any, ...]:
+    return (f"a{i}", at.astimezone(dt.UTC).date(), 0.5 * i, i, i % 7, at)
 
 
 async def test_rows_written_in_bulk_read_back_through_the_orm_as_written(service: Any) -> None:
     at = dt.datetime(2026, 11, 20, 2, 30, 15, 250_000, tzinfo=PLUS3)  # 23:30:15.25 UTC the day before
+    day = dt.date(2026, 11, 19)
     # More rows than one SQLite statement may carry: the writer splits them.
-    n = SQLITE_MAX_PARAMS // len(RAW.columns) + 500
-    rows = [raw(i, at + dt.timedelta(seconds=i)) for i in range(n)]
+    n = SQLITE_MAX_PARAMS // len(DAILY.columns) + 500
+    rows = [daily(i, at + dt.timedelta(seconds=i)) for i in range(n)]
     async with service("metrics", run_consumers=False, run_relay=False) as svc:
         svc: RunningService
         async with svc.ctx.session_factory() as s, s.begin():
-            returned = await RAW.execute(s, rows)
-            again = await RAW.execute(s, [*rows[:10], raw(n, at)])  # conflicts return nothing
-        assert len(returned) == n and {r[0] for r in returned} == {f"e{i}" for i in range(n)}
-        first = next(r for r in returned if r[0] == "e0")
-        assert first[1:] == (dt.date(2026, 11, 19), at)  # Python values, aware UTC, on both backends
+            returned = await FRESH.execute(s, rows)
+            users = await USERS.execute(s, [("a0", day, f"u{i}") for i in range(n)])
+            again = await USERS.execute(s, [("a0", day, "u1"), ("a0", day, "u2"), ("a0", day, "new")])
+        assert len(returned) == n and {r[0] for r in returned} == {f"a{i}" for i in range(n)}
+        first = next(r for r in returned if r[0] == "a0")
+        assert first[1:] == (day, at)  # Python values, aware UTC, on both backends
         assert first[2].tzinfo is not None and first[2].utcoffset() == dt.timedelta(0)
-        assert [r[0] for r in again] == [f"e{n}"]
+        assert len(users) == n and [tuple(r) for r in again] == [("new", day)]  # conflicts return nothing
 
         async with svc.ctx.session_factory() as s:
-            stored = {e.event_id: e for e in (await s.execute(select(UsageEvent))).scalars()}
+            stored = {d.account_id: d for d in (await s.execute(select(UsageDaily))).scalars()}
             # SQL comparisons on the stored times agree with Python's (same format as ORM writes).
-            later = (await s.execute(select(UsageEvent.event_id).where(
-                UsageEvent.occurred_at > at + dt.timedelta(seconds=n - 3)))).scalars().all()
-        assert len(stored) == n + 1
-        e5 = stored["e5"]
-        assert (e5.account_id, e5.user_id, e5.feature, e5.quantity) == ("acme", "u5", None, 2.5)
-        assert e5.occurred_at == at + dt.timedelta(seconds=5) and e5.day == dt.date(2026, 11, 19)
-        assert e5.received_at == dt.datetime(2026, 11, 23, 12, 0, 0, 1, tzinfo=dt.UTC)
-        assert sorted(later) == sorted([f"e{n - 2}", f"e{n - 1}"])
+            later = (await s.execute(select(UsageDaily.account_id).where(
+                UsageDaily.last_at > at + dt.timedelta(seconds=n - 3)))).scalars().all()
+        assert len(stored) == n
+        a5 = stored["a5"]
+        assert (a5.day, a5.events, a5.event_count, a5.active_users) == (day, 2.5, 5, 5)
+        assert a5.last_at == at + dt.timedelta(seconds=5)
+        assert sorted(later) == sorted([f"a{n - 2}", f"a{n - 1}"])
 
 
 async def test_upsert_adds_to_existing_rows_and_keeps_the_latest_time(service: Any) -> None:

@@ -11,7 +11,7 @@ from sqlalchemy import select, update
 from typer.testing import CliRunner
 
 from deploy.cli import app as cli_app
-from services.metrics.models import UsageDaily, UsageEventKey, consumer_offsets
+from services.metrics.models import UsageDaily, UsageEventKey, UsageSegment, consumer_offsets
 from shared.db import create_engine
 from shared.events.registry import USAGE_TOPIC
 from shared.testing import KafkaProbe, RunningService, eventually, make_event
@@ -56,7 +56,15 @@ async def test_usage_offsets_are_stored_with_the_batches_and_the_same_event_at_a
             counted = (await s.execute(select(UsageDaily.account_id, UsageDaily.event_count)
                                        .order_by(UsageDaily.account_id))).all()
             raw = len((await s.execute(select(UsageEventKey.key))).all())
+            segments = [(x.event_count, x.offsets) for x in (await s.execute(select(UsageSegment))).scalars()]
         assert raw == 31
+        # Each segment records the offset range of the transaction that wrote it.
+        assert sum(n for n, _ in segments) == 31
+        partitions = {f"{t}:{p}": o for (t, p), o in end.items()}
+        for _, offsets in segments:
+            assert offsets and set(offsets) <= set(partitions)
+            for tp, (first, last) in offsets.items():
+                assert (first is None or 0 <= first <= last) and last < partitions[tp]
         assert [tuple(r) for r in counted] == [("hp-0", 11), ("hp-1", 10), ("hp-2", 10)]
 
 
