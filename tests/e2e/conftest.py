@@ -10,6 +10,9 @@ from shared.testing.suite import SERVICES, Suite, WebhookReceiver
 FAST_ENV = {
     "CONSUMER_RETRY_BACKOFF": "0.05",
     "METRICS_HEALTH_INTERVAL": "0.3",
+    # Usage transactions of 1k events (production: 10k), so that a test's 10k events span several and a
+    # SIGKILL can land between them.
+    "METRICS_USAGE_BATCH_EVENTS": "1000",
     "NOTIFIER_EVALUATION_INTERVAL": "0.2",
     "NOTIFIER_DELIVERY_POLL_INTERVAL": "0.2",
     "NOTIFIER_DELIVERY_BASE_DELAY": "0.5",
