@@ -24,7 +24,13 @@ from services.metrics.models import (
 )
 from services.metrics.usage import segments as seg
 from services.metrics.usage.envelope import UsageData, UsageEnvelope
-from services.metrics.usage.service import ActiveUsers, UsageHandler, apply_usage_batch, rebuild_rollups
+from services.metrics.usage.service import (
+    ActiveUsers,
+    UsageHandler,
+    apply_usage_batch,
+    purge_usage_keys,
+    rebuild_rollups,
+)
 from shared.db import create_engine, utcnow
 from shared.migrations import alembic_config, upgrade
 from shared.testing import RunningService
@@ -284,3 +290,18 @@ async def test_migration_0008_moves_raw_rows_into_keys_and_segments_and_back(dat
             for r in old)
     finally:
         await engine.dispose()
+
+
+async def test_dedup_keys_older_than_the_retention_are_purged_and_segments_kept(service: Any) -> None:
+    now = utcnow()
+    events = [ev(i, "acme", "u1", now - dt.timedelta(days=days, hours=1)) for i, days in enumerate([0, 29, 31, 60])]
+    async with service("metrics", run_consumers=False, run_relay=False, max_event_age="30d",
+                       retention_batch_size=1) as svc:
+        await apply(svc.ctx.session_factory, events)
+        await purge_usage_keys(svc.ctx)  # the service's own retention loop may have run first
+        assert await purge_usage_keys(svc.ctx) == 0
+        async with svc.ctx.session_factory() as s:
+            keys = set((await s.execute(select(UsageEventKey.key))).scalars())
+            segments = (await s.execute(select(func.sum(UsageSegment.event_count)))).scalar_one()
+    assert keys == {"/product/web\x1fe0", "/product/web\x1fe1"}
+    assert segments == 4

@@ -16,6 +16,8 @@ from services.metrics.usage import repository as repo
 from services.metrics.usage import segments as seg
 from services.metrics.usage.envelope import UsageEnvelope
 from services.metrics.usage.schemas import UsageDay
+from shared.app import ServiceContext
+from shared.app.retention import purge_older_than
 from shared.db import is_sqlite, utcnow
 from shared.events.consumer import DatabaseOffsets
 
@@ -193,6 +195,20 @@ class SegmentOffsets(DatabaseOffsets):
                        for tp, o in sorted(offsets.items())}
             await repo.set_segment_offsets(session, ids, covered)
         await super().in_transaction(session, offsets)
+
+
+async def purge_usage_keys(ctx: ServiceContext[Any]) -> int:
+    """Delete the dedup keys of days older than ``DEDUP_RETENTION`` (raw segments are kept).
+
+    Exactness holds as for ``processed_events``: a duplicate of such an event is older than
+    ``MAX_EVENT_AGE`` (which ``DEDUP_RETENTION`` is never below), so it is refused before dedup.
+    """
+    s = ctx.settings
+    cutoff = utcnow() - s.dedup_keys_kept
+    n = await purge_older_than(ctx.session_factory, repo.KEYS, repo.KEYS.c.day,
+                               dt.datetime.combine(cutoff.date(), dt.time(), dt.UTC), batch_size=s.retention_batch_size)
+    ctx.metrics.retention_purged.labels(table="usage_event_keys").inc(n)
+    return n
 
 
 async def usage_between(session: AsyncSession, account_id: str, start: dt.date, end: dt.date) -> list[UsageDay]:
