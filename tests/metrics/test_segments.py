@@ -9,8 +9,9 @@ import random
 from collections import defaultdict
 from typing import Any
 
+import pytest
 from alembic import command
-from sqlalchemy import delete, func, select, text
+from sqlalchemy import Date, Float, String, column, delete, func, select, table, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.metrics.app import MIGRATIONS
@@ -31,7 +32,7 @@ from services.metrics.usage.service import (
     purge_usage_keys,
     rebuild_rollups,
 )
-from shared.db import create_engine, utcnow
+from shared.db import UTCDateTime, create_engine, utcnow
 from shared.migrations import alembic_config, upgrade
 from shared.testing import RunningService
 from tests.metrics.conftest import rows
@@ -202,10 +203,10 @@ async def test_active_users_are_exact_with_caches_two_writers_late_days_and_a_ro
         assert seg.day_number(late.date()) not in a.days  # a late day is not cached
         # A transaction that rolls back leaves the cache as it was: u5 is counted when it comes again.
         again = batch(("x", "u5", today), ("y", "u5", yesterday))
-        async with factory() as s:
-            async with s.begin():
+        with pytest.raises(RuntimeError):
+            async with factory() as s, s.begin():
                 await apply_usage_batch(s, again, a)
-                await s.rollback()
+                raise RuntimeError("the transaction fails after the batch was written")
         assert ("x", "u5") not in a.days[seg.day_number(today.date())]
         await apply(factory, again, a)
         sent += again
@@ -236,9 +237,6 @@ async def test_migration_0008_moves_raw_rows_into_keys_and_segments_and_back(dat
     engine = create_engine(url)
     try:
         async with engine.begin() as conn:
-            from sqlalchemy import Date, Float, String, column, table
-
-            from shared.db import UTCDateTime
             usage_events = table("usage_events", *(column(c, String()) for c in (
                 "source", "event_id", "account_id", "type", "user_id", "feature")), column("quantity", Float()),
                 column("occurred_at", UTCDateTime()), column("day", Date()), column("received_at", UTCDateTime()))
@@ -305,3 +303,15 @@ async def test_dedup_keys_older_than_the_retention_are_purged_and_segments_kept(
             segments = (await s.execute(select(func.sum(UsageSegment.event_count)))).scalar_one()
     assert keys == {"/product/web\x1fe0", "/product/web\x1fe1"}
     assert segments == 4
+
+
+def test_the_active_user_cache_drops_closed_days_and_stays_bounded() -> None:
+    cache = ActiveUsers(limit=5)
+    cache.committed([("a", 100, "u1"), ("a", 99, "u1"), ("a", 98, "u1"), ("b", 100, "u2")], today=100)
+    assert cache.days == {100: {("a", "u1"), ("b", "u2")}, 99: {("a", "u1")}} and cache.size == 3
+    assert cache.unknown([("a", 100, "u1"), ("a", 100, "u9"), ("a", 98, "u1")], today=100) == [
+        ("a", 98, "u1"), ("a", 100, "u9")]  # a late day always goes to the database
+    cache.committed([("c", 101, "u3")], today=101)  # day 99 closed
+    assert set(cache.days) == {100, 101} and cache.size == 3
+    cache.committed([("c", 101, f"u{i}") for i in range(4, 8)], today=101)  # over the bound: start over
+    assert cache.days == {} and cache.size == 0
