@@ -84,7 +84,8 @@ class Metrics:
             "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap, "KAFKA_TOPIC_PREFIX": self.prefix,
             "KAFKA_TOPIC_PARTITIONS": "4", "POSTSALES_API_KEYS": json.dumps(TEST_API_KEYS),
             "POSTSALES_DATA_DIR": str(self.root / "data"), "LOG_LEVEL": "INFO",
-            "CONSUMER_BATCH_SIZE": "100",  # several transactions per wave of traffic
+            # Usage transactions of at most 100 events: several per wave of traffic.
+            "CONSUMER_BATCH_SIZE": "100", "METRICS_USAGE_BATCH_EVENTS": "100",
         }
         if failpoint:
             env["POSTSALES_FAILPOINTS"] = failpoint
