@@ -219,7 +219,7 @@ async def resumes_from_the_stored_offsets(metrics: Metrics, proc: ServiceProcess
     ends = await metrics.ends()
     rest = sum(ends.values()) - sum(stored_before.values())
 
-    async def read_the_rest() -> int:
+    async def read_the_rest() -> bool:
         return await consumed(metrics, proc) == rest
 
     await eventually(read_the_rest, timeout=30, interval=0.2,
