@@ -10,6 +10,9 @@ The one exception is deliberate and explicit: when the DLQ cannot take a message
 that message, what was settled before it is committed, and every partition in hand is sought back to
 its first unsettled offset (a *rewind*). The batch fetched behind it is then dropped, which is safe
 because the seek puts the fetch positions back before it. The loop pauses and reads again from there.
+
+Crash tests kill the process at each step of a transaction through :mod:`.failpoints` (test-only, armed
+by ``POSTSALES_FAILPOINTS``; unset, each step costs one truth test).
 """
 
 from __future__ import annotations
@@ -38,6 +41,8 @@ from shared.events.consumer.base import (
 )
 from shared.events.consumer.dedup import ProcessedEvents
 from shared.events.consumer.dlq import DeadLetterPublisher, DeadLetterUnavailable
+from shared.events.consumer.failpoints import ARMED as _FAILPOINTS
+from shared.events.consumer.failpoints import reach as _failpoint
 from shared.events.consumer.health import ConsumerHealth
 from shared.events.consumer.offsets import KafkaOffsets, OffsetStore
 from shared.events.consumer.retry import RetryPolicy, is_infrastructure_error
@@ -321,6 +326,8 @@ class EventConsumer:
 
     async def _commit(self, offsets: Mapping[TopicPartition, int]) -> None:
         await self.offsets.commit(self.kafka, offsets)
+        if _FAILPOINTS:
+            _failpoint(self.name, "after_kafka_commit", offsets)
         for tp, offset in offsets.items():
             self.progress.settled(tp, offset)
 
@@ -448,6 +455,8 @@ class EventConsumer:
                 seen.add(d.event.dedup_key)
                 unique.append(d)
         async with self.session_factory() as session, session.begin():
+            if _FAILPOINTS:
+                _failpoint(self.name, "before_write", reached)
             if self.dedup:
                 new_keys = await self.processed.record_new(session, [d.event for d in unique])
                 fresh = [d for d in unique if d.event.dedup_key in new_keys]
@@ -468,6 +477,11 @@ class EventConsumer:
                         finally:
                             reset_event_id(token)
             await self.offsets.in_transaction(session, reached)
+            if _FAILPOINTS:
+                await session.flush()  # what the ORM still holds is written too: only the COMMIT is missing
+                _failpoint(self.name, "before_commit", reached)
+        if _FAILPOINTS:
+            _failpoint(self.name, "after_commit", reached)
         if session.info.get("outbox_dirty") and self.after_commit is not None:
             self.after_commit()  # the handler emitted events: wake the relay now
         dups = len(deliveries) - len(fresh)
