@@ -31,6 +31,26 @@ from shared.testing.helpers import ADMIN_TOKEN, TEST_API_KEYS, unique_prefix
 SERVICES = ("handoff", "lifecycle", "metrics", "notifier")
 
 
+def _listens(pid: int, port: int) -> bool:
+    """Whether process ``pid`` holds the socket listening on 127.0.0.1:``port`` (Linux /proc; elsewhere True)."""
+    try:
+        table = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    except OSError:
+        return True
+    inodes = {f[9] for f in (line.split() for line in table)
+              if f[3] == "0A" and int(f[1].rsplit(":", 1)[1], 16) == port}
+    try:
+        fds = list(Path(f"/proc/{pid}/fd").iterdir())
+    except OSError:
+        return False
+    for fd in fds:
+        with contextlib.suppress(OSError):
+            link = os.readlink(fd)
+            if link.startswith("socket:[") and link[8:-1] in inodes:
+                return True
+    return False
+
+
 @dataclass
 class ServiceProcess:
     name: str
@@ -58,7 +78,9 @@ class ServiceProcess:
                 raise RuntimeError(f"{self.name} exited with {self.process.returncode}:\n{self.logs()[-3000:]}")
             try:
                 with urllib.request.urlopen(self.url + "/readyz", timeout=1) as r:  # noqa: S310
-                    if r.status == 200:
+                    # Ready only if the answer came from this process: tests on other workers pick free ports
+                    # too, and another suite's service may have taken this one first.
+                    if r.status == 200 and _listens(self.process.pid, self.port):
                         return
             except OSError:
                 pass
