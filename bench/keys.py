@@ -114,8 +114,9 @@ class SqliteHash(SqliteDesign):
 
     def insert(self, cur: sqlite3.Cursor, keys: Sequence[Key]) -> int:
         rows = sorted((h64(s, i), f"{s}{SEP}{i}", d.isoformat()) for s, i, d in keys)
-        new = {h for (h,) in _insert_returning(cur, "INSERT INTO k", "ON CONFLICT DO NOTHING RETURNING h", rows)}
-        conflicts = [r for r in rows if r[0] not in new]
+        # RETURNING the key, not the hash: two new keys of one batch may share a hash.
+        new = {key for (key,) in _insert_returning(cur, "INSERT INTO k", "ON CONFLICT DO NOTHING RETURNING key", rows)}
+        conflicts = [r for r in rows if r[1] not in new]
         stored: dict[int, str] = {}
         for i in range(0, len(conflicts), 30_000):
             part = conflicts[i:i + 30_000]
@@ -221,9 +222,10 @@ class PgHash(PgDesign):
 
     async def insert(self, conn: asyncpg.Connection, keys: Sequence[Key]) -> int:
         rows = sorted((h64(s, i), f"{s}{SEP}{i}", d) for s, i, d in keys)
+        # RETURNING the key, not the hash: two new keys of one batch may share a hash.
         new = {r[0] for r in await conn.fetch("INSERT INTO k SELECT * FROM unnest($1::bigint[], $2::text[], "
-                                              "$3::date[]) ON CONFLICT DO NOTHING RETURNING h", *_cols(rows))}
-        conflicts = [r for r in rows if r[0] not in new]
+                                              "$3::date[]) ON CONFLICT DO NOTHING RETURNING key", *_cols(rows))}
+        conflicts = [r for r in rows if r[1] not in new]
         if not conflicts:
             return len(new)
         stored = dict(await conn.fetch("SELECT h, key FROM k WHERE h = ANY($1::bigint[])", [r[0] for r in conflicts]))
