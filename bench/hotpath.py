@@ -25,6 +25,7 @@ import concurrent.futures
 import contextlib
 import datetime as dt
 import multiprocessing
+import queue
 import statistics
 import time
 import uuid
@@ -45,7 +46,6 @@ from services.metrics.app import MIGRATIONS, create_app
 from services.metrics.models import UsageDaily
 from services.metrics.settings import Settings
 from shared.app import ServiceContext
-from shared.events.broker import free_port
 from shared.events.kafka import ensure_topics
 from shared.events.registry import TOPICS, USAGE_TOPIC, dlq_topic
 from shared.migrations import upgrade
@@ -236,125 +236,131 @@ class Latency:
         return s[min(len(s) - 1, int(q * len(s)))] if s else float("nan")
 
 
-def _serve(url: str, bootstrap: str, prefix: str, workdir: str, port: int) -> None:
-    """An API replica of the metrics service with no consumers (in its own process): takes the POSTs."""
-    import logging
+def _posting_plan(n: int, batch: int, day: dt.date, watched: int) -> tuple[list[tuple[str, bytes, int]], set[str]]:
+    """Requests of ``batch`` events of one account each, round robin over the accounts (every account is
+    posted to all along): (account, body, events); and the ``watched`` busiest accounts."""
+    w = realistic(n, seed=7, late=0.0, day=day)
+    per_account: dict[str, list[bytes]] = defaultdict(list)
+    for (_, value), row in zip(w.messages, w.rows, strict=True):
+        per_account[row[2]].append(value)
+    busiest = set(sorted(per_account, key=lambda a: -len(per_account[a]))[:watched])
+    queues = {a: deque(vs[i:i + batch] for i in range(0, len(vs), batch)) for a, vs in per_account.items()}
+    plan: list[tuple[str, bytes, int]] = []
+    while queues:
+        for account in list(queues):
+            values = queues[account].popleft()
+            plan.append((account, _body(values), len(values)))
+            if not queues[account]:
+                del queues[account]
+    return plan, busiest
 
-    import uvicorn
+
+def _api_replica(url: str, bootstrap: str, prefix: str, workdir: str, n: int, rate: float, batch: int,
+                 day: dt.date, watched: int, go: Any, out: Any) -> None:
+    """A second process of the service with no consumers (an API replica): posts the plan to itself at
+    ``rate`` events per second once ``go`` is set, and reports each post to a watched account on ``out``
+    as (account, cumulative events, monotonic time sent)."""
+    import logging
 
     logging.disable(logging.WARNING)
     settings = Settings(database_url=url, kafka_bootstrap_servers=bootstrap, kafka_topic_prefix=prefix,
                         kafka_topic_partitions=PARTITIONS, postsales_api_keys={TOKEN: ["admin"]},
                         postsales_data_dir=Path(workdir), run_consumers=False, health_interval=3600)
-    uvicorn.run(create_app(settings), host="127.0.0.1", port=port, log_level="warning", access_log=False)
+    plan, busiest = _posting_plan(n, batch, day, watched)
+
+    async def main() -> None:
+        app = create_app(settings)
+        async with app.router.lifespan_context(app), _client(app) as client:
+            await app.state.ctx.relay.started.wait()
+            out.put(("ready",))
+            while not go.wait(0):  # noqa: ASYNC110 - a multiprocessing event
+                await asyncio.sleep(0.01)
+            expected: dict[str, int] = defaultdict(int)
+            late = 0
+            posts = []
+            started = time.monotonic()
+            sent = 0
+            for account, body, count in plan:
+                due = started + sent / rate
+                now = time.monotonic()
+                if due > now:
+                    await asyncio.sleep(due - now)
+                elif now - due > 0.1:
+                    late += 1
+                sent += count
+                expected[account] += count
+                posts.append(asyncio.create_task(client.post("/v1/events", content=body)))
+                if account in busiest:
+                    out.put(("sent", account, expected[account], time.monotonic()))
+            bad = [r.status_code for r in await asyncio.gather(*posts) if r.status_code != 202]
+            out.put(("done", late, bad))
+
+    asyncio.run(main())
 
 
-@contextlib.asynccontextmanager
-async def api_replica(url: str, bootstrap: str, prefix: str, workdir: Path) -> AsyncIterator[str]:
-    """Start :func:`_serve` in a subprocess; yields its base URL."""
-    port = free_port()
-    process = multiprocessing.get_context("spawn").Process(
-        target=_serve, args=(url, bootstrap, prefix, str(workdir), port), daemon=True)
-    process.start()
-    try:
-        base = f"http://127.0.0.1:{port}"
-        async with httpx.AsyncClient(base_url=base, timeout=2) as probe:
-            deadline = time.monotonic() + 60
-            while True:
-                with contextlib.suppress(httpx.HTTPError):
-                    if (await probe.get("/readyz")).status_code == 200:
-                        break
-                if time.monotonic() > deadline or not process.is_alive():
-                    raise SystemExit("latency: the API replica did not become ready")
-                await asyncio.sleep(0.2)
-        yield base
-    finally:
-        process.terminate()
-        process.join(10)
+async def _next(out: Any) -> Any:
+    while True:
+        with contextlib.suppress(queue.Empty):
+            return out.get_nowait()
+        await asyncio.sleep(0.01)
 
 
 async def latency(url: str, bootstrap: str, workdir: Path, rate: float, *, seconds: float = 15.0,
                   batch: int = 200, poll: float = 0.1, watched: int = 8) -> Latency:
-    """Post events over HTTP at ``rate`` per second (open loop), each request one account's, to an API replica
-    (a second process of the service, consumers off); per request to one of the ``watched`` busiest accounts,
-    the time from sending it until ``GET /v1/accounts/{id}/usage`` on the consuming process shows the
-    account's cumulative count (polled every ``poll`` s, so up to that much is the poll's own delay)."""
+    """Events posted over HTTP at ``rate`` per second (open loop) to an API replica (a second process of the
+    service, consumers off, posting to itself), each request one account's; per request to one of the
+    ``watched`` busiest accounts, the time from sending it until ``GET /v1/accounts/{id}/usage`` on the
+    consuming process shows the account's cumulative count (polled every ``poll`` s, so up to that much is
+    the poll's own delay)."""
     today = dt.datetime.now(dt.UTC).date()
     n = max(batch, int(rate * seconds))
-    w = realistic(n, seed=7, late=0.0, day=today)
-    per_account: dict[str, list[bytes]] = defaultdict(list)
-    for (_, value), row in zip(w.messages, w.rows, strict=True):
-        per_account[row[2]].append(value)
-    busiest = sorted(per_account, key=lambda a: -len(per_account[a]))[:watched]
-    queues = {a: deque(vs[i:i + batch] for i in range(0, len(vs), batch)) for a, vs in per_account.items()}
-    plan: list[tuple[str, list[bytes]]] = []
-    while queues:  # round robin over the accounts, so that every account is posted to all along
-        for account in list(queues):
-            plan.append((account, queues[account].popleft()))
-            if not queues[account]:
-                del queues[account]
     prefix = f"l{uuid.uuid4().hex[:6]}."
     await topics_for(bootstrap, prefix)
     result = Latency(rate=rate, posted=n)
-    async with (api_replica(url, bootstrap, prefix, workdir) as api_url,
-                running(url, bootstrap, prefix, workdir, health_interval=3600, run_relay=False) as (app, ctx),
-                _client(app) as reader,
-                httpx.AsyncClient(base_url=api_url, timeout=60,
-                                  headers={"Authorization": f"Bearer {TOKEN}",
-                                           "Content-Type": "application/json"}) as writer):
-        await assigned(usage_consumer(ctx))
-        expected: dict[str, int] = defaultdict(int)
-        pending: dict[str, deque[tuple[int, float]]] = {a: deque() for a in busiest}
-        done = asyncio.Event()
+    mp = multiprocessing.get_context("spawn")
+    go, out = mp.Event(), mp.Queue()
+    replica = mp.Process(target=_api_replica, daemon=True,
+                         args=(url, bootstrap, prefix, str(workdir), n, rate, batch, today, watched, go, out))
+    replica.start()
+    try:
+        async with (running(url, bootstrap, prefix, workdir, health_interval=3600, run_relay=False) as (app, ctx),
+                    _client(app) as reader):
+            if (await asyncio.wait_for(_next(out), 120))[0] != "ready":
+                raise SystemExit("latency: the API replica did not start")
+            await assigned(usage_consumer(ctx))
+            go.set()
+            pending: dict[str, deque[tuple[int, float]]] = defaultdict(deque)
+            done = False
 
-        async def post(values: list[bytes]) -> None:
-            r = await writer.post("/v1/events", content=_body(values))
-            if r.status_code != 202:
-                raise SystemExit(f"latency: POST answered {r.status_code} {r.text[:300]}")
+            async def count(account: str) -> int:
+                r = await reader.get(f"/v1/accounts/{account}/usage", params={"from": str(today), "to": str(today)})
+                r.raise_for_status()
+                return sum(int(d["event_count"]) for d in r.json()["items"])
 
-        async def poster() -> None:
-            started = time.perf_counter()
-            sent = 0
-            posts = []
-            for account, values in plan:
-                due = started + sent / rate
-                now = time.perf_counter()
-                if due > now:
-                    await asyncio.sleep(due - now)
-                elif now - due > 0.1:
-                    result.late_posts += 1
-                sent += len(values)
-                expected[account] += len(values)
-                if account in pending:
-                    pending[account].append((expected[account], time.perf_counter()))
-                posts.append(asyncio.create_task(post(values)))
-            await asyncio.gather(*posts)
-            done.set()
-
-        async def count(account: str) -> int:
-            r = await reader.get(f"/v1/accounts/{account}/usage", params={"from": str(today), "to": str(today)})
-            r.raise_for_status()
-            return sum(int(d["event_count"]) for d in r.json()["items"])
-
-        async def watcher() -> None:
-            deadline = None
-            while True:
+            deadline = time.monotonic() + seconds * 3 + 120
+            while not done or any(pending.values()):
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"latency: {sum(map(len, pending.values()))} posts never visible")
+                with contextlib.suppress(queue.Empty):
+                    while True:
+                        msg = out.get_nowait()
+                        if msg[0] == "sent":
+                            pending[msg[1]].append((msg[2], msg[3]))
+                        elif msg[0] == "done":
+                            done, result.late_posts = True, msg[1]
+                            if msg[2]:
+                                raise SystemExit(f"latency: POSTs answered {sorted(set(msg[2]))}")
                 waiting = [a for a, q in pending.items() if q]
-                if done.is_set() and not waiting:
-                    return
-                if done.is_set():
-                    deadline = deadline or time.perf_counter() + 60
-                    if time.perf_counter() > deadline:
-                        raise SystemExit(f"latency: {sum(len(pending[a]) for a in waiting)} posts never visible")
                 seen = await asyncio.gather(*(count(a) for a in waiting))
-                now = time.perf_counter()
+                now = time.monotonic()
                 for account, c in zip(waiting, seen, strict=True):
                     q = pending[account]
                     while q and q[0][0] <= c:
                         result.samples.append(now - q.popleft()[1])
                 await asyncio.sleep(poll)
-
-        await asyncio.gather(poster(), watcher())
+    finally:
+        replica.terminate()
+        replica.join(10)
     return result
 
 

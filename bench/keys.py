@@ -8,6 +8,8 @@ one ``INSERT … ON CONFLICT DO NOTHING RETURNING`` (and, for the hash, a look-u
 - ``2-column key``: a narrow table of ``(source, event_id, day)`` with that primary key;
 - ``text key``: ``key TEXT PRIMARY KEY`` (source + U+001F + id) and ``day``; WITHOUT ROWID on SQLite (one
   B-tree); on PostgreSQL also with ``COLLATE "C"`` (byte order, no locale comparison);
+- ``text key, cache 64 MB``: the same with ``PRAGMA cache_size`` at 64 MB instead of SQLite's 2 MB default
+  (the service sets none), to show what the page cache does to random keys once the table outgrows it;
 - ``64-bit hash``: ``h INTEGER PRIMARY KEY`` (the first 8 bytes of BLAKE2b of the key; SQLite's rowid itself)
   with the full key stored beside it; a conflicting hash is compared with the stored key, and a different
   key (a collision) goes to an overflow text-key table.
@@ -70,6 +72,7 @@ def _insert_returning(cur: sqlite3.Cursor, sql_head: str, tail: str, rows: Seque
 class SqliteDesign:
     name = ""
     ddl = ""
+    pragmas: tuple[str, ...] = ()  # on top of the service's (SQLite's default page cache is 2 MB)
 
     def insert(self, cur: sqlite3.Cursor, keys: Sequence[Key]) -> int:
         raise NotImplementedError
@@ -107,6 +110,11 @@ class SqliteText(SqliteDesign):
         return len(_insert_returning(cur, "INSERT INTO k", "ON CONFLICT DO NOTHING RETURNING key", rows))
 
 
+class SqliteTextCache(SqliteText):
+    name = "text key, cache 64 MB"
+    pragmas = ("cache_size=-65536",)
+
+
 class SqliteHash(SqliteDesign):
     name = "64-bit hash + compare"
     ddl = """CREATE TABLE k (h INTEGER PRIMARY KEY, key TEXT NOT NULL, day DATE NOT NULL);
@@ -133,6 +141,8 @@ class SqliteHash(SqliteDesign):
 def sqlite_design(design: SqliteDesign, path: Path, fill: Sequence[Key], batches: Sequence[Sequence[Key]],
                   dups: Sequence[Sequence[Key]]) -> dict[str, float]:
     conn = sqlite_connect(path)
+    for pragma in design.pragmas:
+        conn.execute(f"PRAGMA {pragma}")
     conn.executescript(design.ddl)
     cur = conn.cursor()
 
@@ -295,7 +305,7 @@ async def run(backends: Sequence[str], pg_url: str, workdir: Path, *, existing: 
           f"all already stored; size = the key table(s) after {existing + 8 * per_tx:,} keys", flush=True)
     for backend in backends:
         if backend == "sqlite":
-            for sd in (SqliteRows(), SqliteTwoColumn(), SqliteText(), SqliteHash()):
+            for sd in (SqliteRows(), SqliteTwoColumn(), SqliteText(), SqliteTextCache(), SqliteHash()):
                 r = sqlite_design(sd, workdir / f"keys-{uuid.uuid4().hex[:6]}.db", p.fill, p.batches, p.dups)
                 _print(backend, sd.name, r, existing)
         else:
