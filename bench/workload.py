@@ -19,7 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import msgspec
@@ -155,7 +155,7 @@ def history(n: int, *, seed: int = 1, days: int = 400, users_per_account: int = 
     raise AssertionError("unreachable")
 
 
-WORKLOADS = {"realistic": realistic, "unique": unique, "import": history}
+WORKLOADS: dict[str, Callable[..., Workload]] = {"realistic": realistic, "unique": unique, "import": history}
 
 
 def build(name: str, n: int, *, seed: int = 1) -> Workload:
