@@ -21,12 +21,15 @@ import pstats
 import tempfile
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bench.workload import realistic
+from services.metrics.usage import service as usage
 from services.metrics.usage.envelope import UsageDecoder
-from services.metrics.usage.service import apply_usage_batch
 from shared.db import create_engine, create_sessionmaker
 
 LAYERS = (  # (layer, substrings of the function's file or name), first match wins
@@ -77,11 +80,14 @@ async def profile(url: str, messages: Sequence[Sequence[bytes]]) -> tuple[pstats
     engine = create_engine(url)
     sessions = create_sessionmaker(engine)
     decode = UsageDecoder()
+    # The consumer's handler (with its active-user cache) where there is one; before issue #14, the function.
+    handler: Callable[[AsyncSession, list[Any]], Awaitable[None]] = (
+        usage.UsageHandler() if hasattr(usage, "UsageHandler") else usage.apply_usage_batch)
 
     async def apply(batch: Sequence[bytes]) -> None:
         events = [decode(raw, "usage") for raw in batch]
         async with sessions() as session, session.begin():
-            await apply_usage_batch(session, events)
+            await handler(session, events)
 
     try:
         await apply(messages[0])
@@ -117,7 +123,8 @@ async def run(workdir: Path, *, events: int = 10_000, batches: int = 5, top: int
     w = realistic(events * (batches + 1), seed=11)
     values = [v for _, v in w.messages]
     messages = [values[i:i + events] for i in range(0, len(values), events)]
-    print(f"profile: decode + apply_usage_batch, {backend}, {batches} transactions of {events:,} realistic events "
+    name = "UsageHandler" if hasattr(usage, "UsageHandler") else "apply_usage_batch"
+    print(f"profile: decode + {name}, {backend}, {batches} transactions of {events:,} realistic events "
           "(after one warm-up)", flush=True)
     async with database(backend, workdir, pg_url or "") as url:
         stats, elapsed, n = await profile(url, messages)
