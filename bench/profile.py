@@ -5,10 +5,13 @@ msgspec decoder (``UsageDecoder``) per message, then the batch handler (``apply_
 transaction on a freshly migrated database. ``batches`` transactions of ``events`` realistic events
 (bench/workload.py) are profiled after one unprofiled warm-up transaction. cProfile sees the event loop's
 thread only: time the driver spends on its own thread (aiosqlite's) shows as the loop waiting in
-``select.epoll.poll``, reported below as "waiting for the driver thread".
+``select.epoll.poll``, reported below as "waiting".
+
+``--drain N`` profiles the whole usage consumer instead (fetch, decode, pipeline, handler, offsets) while it
+drains N realistic events from the embedded broker.
 
 Prints the wall time per event, own time grouped by layer, then the top functions by own and by cumulative
-time. ``python -m bench.profile [--backend postgresql] [--events N] [--batches B] [--top K]``.
+time. ``python -m bench.profile [--backend postgresql] [--events N] [--batches B] [--top K] [--drain N]``.
 """
 
 from __future__ import annotations
@@ -33,9 +36,12 @@ from services.metrics.usage.envelope import UsageDecoder
 from shared.db import create_engine, create_sessionmaker
 
 LAYERS = (  # (layer, substrings of the function's file or name), first match wins
-    ("waiting for the driver thread (epoll)", ("select.epoll",)),
+    ("waiting (epoll: the driver's thread, the broker)", ("select.epoll",)),
     ("msgspec decoding", ("msgspec", "usage/envelope.py", "validation.py")),
-    ("service code (services/, shared/)", ("/services/", "/shared/")),
+    ("consumer pipeline (shared/events/consumer)", ("/shared/events/consumer/",)),
+    ("usage handler (services/metrics/usage)", ("/services/metrics/usage/",)),
+    ("other service code (services/, shared/)", ("/services/", "/shared/")),
+    ("aiokafka", ("aiokafka", "/kafka/")),
     ("SQLAlchemy", ("sqlalchemy",)),
     ("driver (aiosqlite / sqlite3 / asyncpg)", ("aiosqlite", "sqlite3", "asyncpg")),
     # cProfile books part of a resumed coroutine's own time under Context.run: read it with the service's.
@@ -132,15 +138,48 @@ async def run(workdir: Path, *, events: int = 10_000, batches: int = 5, top: int
         print(text, flush=True)
 
 
+async def run_drain(workdir: Path, *, events: int = 100_000, top: int = 25, backend: str = "sqlite",
+                    pg_url: str | None = None) -> None:
+    """cProfile of the whole usage consumer (fetch, decode, handler, offsets) draining ``events`` realistic
+    events from the embedded broker, from the partitions' assignment to the last event applied."""
+    from bench import hotpath
+    from shared.events.broker import EmbeddedBroker
+    from shared.events.registry import USAGE_TOPIC
+
+    w = realistic(events, seed=11)
+    print(f"profile: the usage consumer draining {events:,} realistic events, {backend}", flush=True)
+    with EmbeddedBroker() as broker:
+        prefix = f"p{os.getpid()}."
+        await hotpath.topics_for(broker.bootstrap, prefix)
+        await hotpath.bare_produce(broker.bootstrap, prefix + USAGE_TOPIC, w.messages)
+        async with hotpath.database(backend, workdir, pg_url or "") as url, hotpath.running(
+                url, broker.bootstrap, prefix, workdir, health_interval=3600) as (_, ctx):
+            consumer = hotpath.usage_consumer(ctx)
+            await hotpath.assigned(consumer)
+            profiler = cProfile.Profile()
+            started = time.perf_counter()
+            profiler.enable()
+            while (hotpath.settled(consumer) or 0) < events:  # noqa: ASYNC110 - polling the consumer's counters
+                await asyncio.sleep(0.005)
+            profiler.disable()
+            elapsed = time.perf_counter() - started
+    for text in report(pstats.Stats(profiler), elapsed, events, top):
+        print(text, flush=True)
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--backend", default="sqlite", choices=("sqlite", "postgresql"))
     parser.add_argument("--events", type=int, default=10_000, help="events per transaction (10000)")
     parser.add_argument("--batches", type=int, default=5, help="profiled transactions (5)")
     parser.add_argument("--top", type=int, default=25)
+    parser.add_argument("--drain", type=int, metavar="N", help="profile the whole usage consumer draining N events")
     args = parser.parse_args()
     pg = os.environ.get("BENCH_DATABASE_URL") or os.environ.get(
         "TEST_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
     with tempfile.TemporaryDirectory() as tmp:
-        asyncio.run(run(Path(tmp), events=args.events, batches=args.batches, top=args.top, backend=args.backend,
-                        pg_url=pg))
+        if args.drain:
+            asyncio.run(run_drain(Path(tmp), events=args.drain, top=args.top, backend=args.backend, pg_url=pg))
+        else:
+            asyncio.run(run(Path(tmp), events=args.events, batches=args.batches, top=args.top,
+                            backend=args.backend, pg_url=pg))
