@@ -49,8 +49,10 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy shared services deploy sim
 
+# BENCH_ARGS: e.g. "--quick" or "--only hotpath --workloads realistic" (python -m bench --help).
+BENCH_ARGS ?=
 bench: $(STAMP)
-	$(PY) -m bench
+	$(PY) -m bench $(BENCH_ARGS)
 
 # Schemathesis, every phase, a fresh seed (printed), FUZZ_SECONDS per service (default 180) on live
 # processes; not part of `make test`, which runs a bounded, fixed-seed pass. Reproduce: FUZZ_SEED=<seed>;

@@ -1,295 +1,133 @@
-"""``make bench``: the metrics service's ingestion throughput against bare aiokafka, on one broker.
+"""``make bench``: the metrics hot path against bare aiokafka and the database floor, and the other sections.
 
-Measures, for N pre-built usage events (already serialised: no side pays for building them):
-  1. a bare aiokafka producer publishing them (acks=all, the service's producer settings);
-  2. a bare aiokafka consumer draining them (and the same plus ``json.loads`` per record);
-  3. per database: the service's real usage consumer (EventConsumer + msgspec decoding + the batch
-     handler, on a migrated database) draining the same events into raw rows and rollups;
-  4. per database: the batch handler alone, fed the decoded events 1000 at a time with no Kafka in
-     the way: the database path's own ceiling;
-  5. ``POST /v1/events`` in batches of 1000 from 4 concurrent clients (httpx over ASGI, the real
-     app) until every request is answered 202, i.e. every event acknowledged by the broker.
-  6. per database: churn-risk training and scoring time on a full-size simulated book (bench/risk.py).
-  7. the console's portfolio and account-360 render times with 1,000 accounts (``bench/console.py``).
-Bare figures are the median of three runs. Prints each rate and the service/bare ratios (target >= 0.5).
-Consumer clocks start when the group has its partitions (joining a group is a fixed cost of seconds,
-not throughput).
+Sections (``--only`` takes a comma-separated list; all run by default):
+
+- ``hotpath`` (bench/hotpath.py): per workload (bench/workload.py: realistic, unique users, import) and per
+  backend: the bare consumer, the database floor (bench/floor.py), the service's usage consumer with CPU per
+  event of the service, broker and database; HTTP ingest against a tuned bare producer; posted → visible
+  latency at half the drain rate;
+- ``keys`` (bench/keys.py): dedup key designs at driver level, µs per key, new and duplicate;
+- ``profile`` (bench/profile.py): where the usage handler path spends its time (cProfile);
+- ``risk`` (bench/risk.py): churn-risk training and scoring on a full-size simulated book;
+- ``console`` (bench/console.py): the console's render times with 1,000 accounts.
+
+``--quick`` runs smaller sizes (a minute or two); PostgreSQL lines run when its server answers
+(``BENCH_DATABASE_URL`` or ``TEST_DATABASE_URL``, default the test server).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import concurrent.futures
-import contextlib
-import datetime as dt
-import json
+import logging
 import os
-import random
-import statistics
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any
 
-import asyncpg
-import httpx
-from aiokafka import AIOKafkaConsumer
-from sqlalchemy import func, select
-from sqlalchemy.engine import make_url
-
-from bench.risk import report, risk_bench
 from deploy.pgcheck import reachable
-from services.metrics.app import MIGRATIONS, create_app
-from services.metrics.models import UsageDaily
-from services.metrics.settings import Settings
-from services.metrics.usage.envelope import decode_usage
-from services.metrics.usage.service import apply_usage_batch
-from shared.app import ServiceContext
 from shared.events.broker import EmbeddedBroker
-from shared.events.envelope import CloudEvent
-from shared.events.kafka import ensure_topics, make_producer
-from shared.events.registry import TOPICS, USAGE_TOPIC, dlq_topic
-from shared.migrations import upgrade
-from shared.testing.helpers import KafkaProbe
 
-TOKEN = "bench-admin-token-0123456789abcdef"
 PG_URL = os.environ.get("BENCH_DATABASE_URL") or os.environ.get(
     "TEST_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
-PARTITIONS = 4
+SECTIONS = ("hotpath", "keys", "profile", "risk", "console")
 
 
-def build_events(n: int, seed: int = 1) -> list[CloudEvent]:
-    """A day of product usage from 200 accounts and 2,000 users, in time order, 2% arriving late."""
-    rng = random.Random(seed)
-    # Yesterday (UTC): inside the time bounds metrics accepts (at most 1 day ahead, 3 years old).
-    start = dt.datetime.now(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0) - dt.timedelta(days=1)
+async def hotpath_section(args: argparse.Namespace, backends: list[str], workdir: Path) -> None:
+    from bench import hotpath, workload
 
-    def at(i: int) -> dt.datetime:
-        if rng.random() < 0.02:
-            return start - dt.timedelta(seconds=rng.randrange(3 * 86400))
-        return start + dt.timedelta(seconds=86400 * i // n)
-
-    return [CloudEvent.new(
-        type=rng.choice(("usage.login", "usage.feature_used", "usage.report_run")), source="/bench",
-        subject=f"acct-{rng.randrange(200)}", id=f"ev-{i}", time=at(i),
-        data={"user_id": f"user-{rng.randrange(2000)}", "feature": rng.choice(("reports", "export", "api")),
-              "quantity": rng.choice((1, 1, 1, 2))}) for i in range(n)]
+    workloads = [workload.build(name, args.events) for name in args.workloads]
+    with EmbeddedBroker() as broker:
+        assert broker.process is not None
+        print(f"metrics hot path: {args.events:,} events per workload, embedded broker {broker.bootstrap} "
+              f"(pid {broker.process.pid}), {hotpath.PARTITIONS} partitions, backends: {', '.join(backends)}; "
+              "cpu: this process (the service; SQLite in it), the broker, PostgreSQL's processes", flush=True)
+        figures = await hotpath.run(workloads, backends, bootstrap=broker.bootstrap, broker_pid=broker.process.pid,
+                                    workdir=workdir, pg_url=PG_URL, latency_seconds=args.latency_seconds,
+                                    parts=args.parts)
+    for text in hotpath.summary(figures, backends):
+        print(text)
 
 
-async def topics_for(bootstrap: str, prefix: str) -> None:
-    await ensure_topics(bootstrap, [prefix + t for t in TOPICS] + [prefix + dlq_topic(t) for t in TOPICS]
-                        + [prefix + "scratch"], partitions=PARTITIONS)
+async def risk_section(backends: list[str], workdir: Path, accounts: int) -> None:
+    from bench import hotpath
+    from bench.risk import report, risk_bench
 
-
-async def bare_produce(bootstrap: str, topic: str, events: list[CloudEvent]) -> float:
-    """Events per second a bare producer publishes, from bytes (as the HTTP clients post bytes)."""
-    messages = [(e.to_bytes(), e.subject.encode()) for e in events]
-    producer = make_producer(bootstrap, client_id="bench-bare")
-    await producer.start()
-    try:
-        started = time.perf_counter()
-        futures = [await producer.send(topic, value=value, key=key) for value, key in messages]
-        await asyncio.gather(*futures)
-        return len(events) / (time.perf_counter() - started)
-    finally:
-        await producer.stop()
-
-
-async def bare_consume(bootstrap: str, topic: str, n: int, *, decode: bool) -> float:
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=f"bench-bare-{uuid.uuid4().hex[:6]}",
-                                enable_auto_commit=False, auto_offset_reset="earliest",
-                                max_partition_fetch_bytes=4 * 1024 * 1024, fetch_max_wait_ms=100)
-    await consumer.start()
-    try:
-        while not consumer.assignment():  # noqa: ASYNC110 - polling a library's state
-            await asyncio.sleep(0.002)
-        started = time.perf_counter()
-        seen = 0
-        while seen < n:
-            batch = await consumer.getmany(timeout_ms=200, max_records=1000)
-            for records in batch.values():
-                seen += len(records)
-                if decode:
-                    for r in records:
-                        json.loads(r.value)
-            if batch:
-                await consumer.commit()
-        return n / (time.perf_counter() - started)
-    finally:
-        await consumer.stop()
-
-
-def _in_thread(fn: Callable[..., Any], *args: Any) -> Any:
-    with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        return pool.submit(fn, *args).result()
-
-
-@contextlib.asynccontextmanager
-async def database(backend: str, workdir: Path) -> AsyncIterator[str]:
-    """A fresh migrated database; PostgreSQL ones are dropped afterwards."""
-    if backend == "sqlite":
-        url = f"sqlite+aiosqlite:///{workdir / f'metrics-{uuid.uuid4().hex[:6]}.db'}"
-        _in_thread(upgrade, MIGRATIONS, url)
-        yield url
-        return
-    base = make_url(PG_URL)
-    name = f"metrics_bench_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(host=base.host or "127.0.0.1", port=base.port or 5432,
-                                  user=base.username or "postgres", password=base.password,
-                                  database=base.database or "postgres")
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        url = base.set(database=name).render_as_string(hide_password=False)
-        _in_thread(upgrade, MIGRATIONS, url)
-        yield url
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
-
-
-@contextlib.asynccontextmanager
-async def running(url: str, bootstrap: str, prefix: str, workdir: Path, **overrides: Any
-                  ) -> AsyncIterator[tuple[Any, ServiceContext]]:
-    settings = Settings(database_url=url, kafka_bootstrap_servers=bootstrap, kafka_topic_prefix=prefix,
-                        kafka_topic_partitions=PARTITIONS, postsales_api_keys={TOKEN: ["admin"]},
-                        postsales_data_dir=workdir, outbox_poll_interval=0.05, **overrides)
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        yield app, app.state.ctx
-
-
-async def service_drain(url: str, bootstrap: str, prefix: str, n: int, workdir: Path) -> tuple[float, int]:
-    """Events per second the service's usage consumer turns into rollups; and the events counted."""
-    # The health scorer is a periodic job whose cost follows the number of accounts, not events:
-    # paused here so that the figure is the ingestion path's.
-    async with running(url, bootstrap, prefix, workdir, health_interval=3600) as (_, ctx):
-        consumer = next(c for c in ctx.consumers if c.name == "metrics-usage")
-        while not consumer.kafka.assignment():  # noqa: ASYNC110 - polling a library's state
-            await asyncio.sleep(0.002)
-        started = time.perf_counter()
-        while consumer.stats["applied"] + consumer.stats["duplicates"] + consumer.stats["dlq"] < n:  # noqa: ASYNC110
-            await asyncio.sleep(0.005)
-        elapsed = time.perf_counter() - started
-        async with ctx.session_factory() as s:
-            counted = int((await s.execute(select(func.coalesce(func.sum(UsageDaily.event_count), 0)))).scalar_one())
-        return n / elapsed, counted
-
-
-async def handler_alone(url: str, bootstrap: str, events: list[CloudEvent], workdir: Path) -> float:
-    """Events per second the usage batch handler writes, fed decoded batches of 1000 directly."""
-    decoded = [decode_usage(e.to_bytes()) for e in events]
-    async with running(url, bootstrap, f"a{uuid.uuid4().hex[:6]}.", workdir, run_consumers=False,
-                       run_relay=False, health_interval=3600) as (_, ctx):
-        started = time.perf_counter()
-        for i in range(0, len(decoded), 1000):
-            async with ctx.session_factory() as session, session.begin():
-                await apply_usage_batch(session, decoded[i:i + 1000])
-        return len(events) / (time.perf_counter() - started)
-
-
-async def http_ingest(url: str, bootstrap: str, prefix: str, events: list[CloudEvent], workdir: Path,
-                      concurrency: int = 4) -> float:
-    """Events per second accepted by POST /v1/events: each 202 means the broker acknowledged them."""
-    bodies = [("[" + ",".join(e.model_dump_json(exclude_none=True) for e in events[i:i + 1000]) + "]").encode()
-              for i in range(0, len(events), 1000)]
-    async with running(url, bootstrap, prefix, workdir, run_consumers=False) as (app, ctx):
-        assert ctx.relay is not None
-        await ctx.relay.started.wait()
-        client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bench",
-                                   headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"},
-                                   timeout=60)
-        queue = list(reversed(bodies))
-
-        async def worker() -> None:
-            while queue:
-                r = await client.post("/v1/events", content=queue.pop())
-                if r.status_code != 202 or r.json()["rejected"]:
-                    raise RuntimeError(f"ingest failed: {r.status_code} {r.text[:300]}")
-
-        async with client:
-            started = time.perf_counter()
-            await asyncio.gather(*(worker() for _ in range(concurrency)))
-            rate = len(events) / (time.perf_counter() - started)
-    # Counted by reading, with a quiet period: the embedded broker's end offsets can lag.
-    on_topic = len(await KafkaProbe(bootstrap, prefix).read_all(USAGE_TOPIC, settle=3, timeout=120))
-    if on_topic != len(events):
-        raise SystemExit(f"ingest: {on_topic} events on the topic, expected {len(events)}")
-    return rate
-
-
-def line(label: str, rate: float, base: float | None = None) -> str:
-    ratio = f"   ratio {rate / base:5.2f}" if base else ""
-    return f"  {label:<58} {rate:>10,.0f} ev/s{ratio}"
-
-
-async def risk_section(backend: str, bootstrap: str, workdir: Path, accounts: int) -> None:
-    async with database(backend, workdir) as url, running(url, bootstrap, f"r{uuid.uuid4().hex[:6]}.", workdir,
-                                                          run_consumers=False, run_relay=False,
-                                                          health_interval=3600, risk_check_interval=3600) as (_, ctx):
-        for text in report(backend, await risk_bench(ctx, accounts, 18)):
-            print(text)
-
-
-async def main(n: int, *, risk_accounts: int = 200, risk_only: bool = False) -> None:
-    backends = ["sqlite"] + (["postgresql"] if await reachable(PG_URL) else [])
-    events = build_events(n)
-    results: dict[str, dict[str, float]] = {}
-    with EmbeddedBroker() as broker, tempfile.TemporaryDirectory() as tmp:
-        workdir = Path(tmp)
-        bootstrap = broker.bootstrap
-        print(f"metrics bench: {n:,} usage events, embedded broker {bootstrap}, {PARTITIONS} partitions, "
-              f"backends: {', '.join(backends)}")
-        for backend in backends if not risk_only else []:
-            # A fresh topic prefix per backend: the service's consumer group starts from offset 0 again.
-            source = f"b{uuid.uuid4().hex[:6]}."
-            await topics_for(bootstrap, source)
-            r = results[backend] = {}
-            # Bare runs are short and noisy: each is the median of three (the extra publishes go to
-            # a scratch topic, so that the service drains exactly the N events).
-            r["produce"] = statistics.median([await bare_produce(bootstrap, source + USAGE_TOPIC, events)] + [
-                await bare_produce(bootstrap, source + "scratch", events) for _ in range(2)])
-            r["drain"] = statistics.median([await bare_consume(bootstrap, source + USAGE_TOPIC, n, decode=False)
-                                            for _ in range(3)])
-            r["drain_json"] = statistics.median([await bare_consume(bootstrap, source + USAGE_TOPIC, n, decode=True)
-                                                 for _ in range(3)])
-            async with database(backend, workdir) as url:
-                r["service"], counted = await service_drain(url, bootstrap, source, n, workdir)
-            if counted != n:
-                raise SystemExit(f"{backend}: rollups counted {counted} events, expected {n}")
-            async with database(backend, workdir) as url:
-                r["handler"] = await handler_alone(url, bootstrap, events, workdir)
-            prefix = f"h{uuid.uuid4().hex[:6]}."
-            await topics_for(bootstrap, prefix)
-            async with database(backend, workdir) as url:
-                r["ingest"] = await http_ingest(url, bootstrap, prefix, events, workdir)
-            print(f"\n[{backend}]")
-            print(line("bare aiokafka producer", r["produce"]))
-            print(line("bare aiokafka consumer (drain)", r["drain"]))
-            print(line("bare aiokafka consumer + json.loads per record", r["drain_json"]))
-            print(line("service consumer -> raw events + rollups (vs bare drain)", r["service"], r["drain"]))
-            print(line("  batch handler alone, no Kafka (the database path)", r["handler"], r["drain"]))
-            print(line("POST /v1/events -> Kafka, acks=all (vs bare producer)", r["ingest"], r["produce"]))
-        print("\nratios (service / bare), target >= 0.5:")
-        for backend, r in results.items():
-            print(f"  {backend:<10} consumer drain {r['service'] / r['drain']:.2f} "
-                  f"(vs drain + json.loads {r['service'] / r['drain_json']:.2f})   "
-                  f"HTTP ingest {r['ingest'] / r['produce']:.2f}")
+    with EmbeddedBroker() as broker:
         for backend in backends:
-            await risk_section(backend, bootstrap, workdir, risk_accounts)
+            async with hotpath.database(backend, workdir, PG_URL) as url, hotpath.running(
+                    url, broker.bootstrap, f"r{uuid.uuid4().hex[:6]}.", workdir, run_consumers=False,
+                    run_relay=False, health_interval=3600, risk_check_interval=3600) as (_, ctx):
+                for text in report(backend, await risk_bench(ctx, accounts, 18)):
+                    print(text, flush=True)
+
+
+async def main(args: argparse.Namespace) -> None:
+    # Each app the bench starts instruments itself again; OpenTelemetry says so every time.
+    logging.getLogger("opentelemetry.instrumentation.instrumentor").setLevel(logging.ERROR)
+    backends = [b for b in args.backends if b == "sqlite" or await reachable(PG_URL)]
+    if "postgresql" in args.backends and "postgresql" not in backends:
+        print(f"PostgreSQL not reachable at {PG_URL}: SQLite only")
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        for section in args.only:
+            started = time.perf_counter()
+            print(f"\n=== {section} ===", flush=True)
+            if section == "hotpath":
+                await hotpath_section(args, backends, workdir)
+            elif section == "keys":
+                from bench import keys
+
+                await keys.run(backends, PG_URL, workdir, existing=args.existing_keys, per_tx=10_000)
+            elif section == "profile":
+                from bench import profile
+
+                await profile.run(workdir, events=10_000, top=args.top)
+            elif section == "risk":
+                await risk_section(backends, workdir, args.risk_accounts)
+            elif section == "console":
+                from bench.console import run as console_render
+
+                await console_render(args.console_accounts)
+            print(f"({section}: {time.perf_counter() - started:.0f} s)", flush=True)
+
+
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--only", default=",".join(SECTIONS),
+                        help=f"comma-separated sections, in order (default: {','.join(SECTIONS)})")
+    parser.add_argument("--quick", action="store_true", help="small sizes: 20k events, 100k existing keys, "
+                        "no risk section unless --only names it")
+    parser.add_argument("--events", type=int, help="events per workload (default 100000; quick 20000)")
+    parser.add_argument("--workloads", default="realistic,unique,import",
+                        help="comma-separated: realistic, unique, import (the first also feeds HTTP ingest)")
+    parser.add_argument("--backends", default="sqlite,postgresql", help="comma-separated: sqlite, postgresql")
+    parser.add_argument("--parts", default="floor,drain,ingest,latency",
+                        help="hotpath parts: floor, drain, ingest, latency")
+    parser.add_argument("--latency-seconds", type=float, help="how long events are posted for the latency "
+                        "(default 20; quick 8)")
+    parser.add_argument("--existing-keys", type=int, help="keys already stored in the key bench (default "
+                        "1000000; quick 100000)")
+    parser.add_argument("--top", type=int, default=25, help="functions listed by the profile (25)")
+    parser.add_argument("--risk-accounts", type=int, default=200, help="accounts in the churn-risk book (200)")
+    parser.add_argument("--console-accounts", type=int, default=1000, help="accounts for the console render bench")
+    args = parser.parse_args(argv)
+    only_given = "--only" in (argv if argv is not None else __import__("sys").argv)
+    args.only = [s for s in args.only.split(",") if s]
+    if args.quick and not only_given:
+        args.only = [s for s in args.only if s != "risk"]
+    if unknown := set(args.only) - set(SECTIONS):
+        parser.error(f"unknown section(s): {', '.join(sorted(unknown))}")
+    args.workloads = [w for w in args.workloads.split(",") if w]
+    args.backends = [b for b in args.backends.split(",") if b]
+    args.parts = [p for p in args.parts.split(",") if p]
+    args.events = args.events or (20_000 if args.quick else 100_000)
+    args.latency_seconds = args.latency_seconds or (8.0 if args.quick else 20.0)
+    args.existing_keys = args.existing_keys if args.existing_keys is not None else (
+        100_000 if args.quick else 1_000_000)
+    return args
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--events", type=int, default=50_000, help="number of usage events (default 50000)")
-    parser.add_argument("--risk-accounts", type=int, default=200, help="accounts in the churn-risk book (200)")
-    parser.add_argument("--risk-only", action="store_true", help="run only the churn-risk section")
-    parser.add_argument("--console-accounts", type=int, default=1000, help="accounts for the console render bench")
-    args = parser.parse_args()
-    asyncio.run(main(args.events, risk_accounts=args.risk_accounts, risk_only=args.risk_only))
-    if not args.risk_only:
-        from bench.console import run as console_render  # the console's page render times (bench/console.py)
-
-        asyncio.run(console_render(args.console_accounts))
+    asyncio.run(main(parse()))
