@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import gc
 import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -25,6 +26,8 @@ from shared.observability import Metrics
 from shared.settings import ServiceSettings
 
 log = logging.getLogger("postsales.app")
+
+GC_GEN0_THRESHOLD = 20_000
 
 
 def lifespan_for(defn: ServiceDefinition, settings: ServiceSettings,
@@ -46,6 +49,7 @@ def lifespan_for(defn: ServiceDefinition, settings: ServiceSettings,
         if settings.run_relay or settings.run_consumers:
             await start_bus(defn, ctx)
         start_loops(defn, ctx)
+        settle_heap()
         log.info("%s started", defn.name)
         try:
             yield
@@ -55,6 +59,21 @@ def lifespan_for(defn: ServiceDefinition, settings: ServiceSettings,
             log.info("%s stopped", defn.name)
 
     return lifespan
+
+
+def settle_heap() -> None:
+    """Keep the cyclic garbage collector off the hot paths once the service has started.
+
+    Everything alive after startup (modules, the app, SQLAlchemy's metadata: most of the heap) is moved to
+    the permanent generation, so full collections no longer trace it; and the youngest generation is
+    collected every 20,000 allocations instead of 700, so a batch of 10,000 events in flight is not traced
+    again and again. Measured on the usage consumer: about twice the throughput (docs/benchmarks.md).
+    Reference counting still frees everything at once; only cycles wait a little longer.
+    """
+    gc.collect()
+    gc.freeze()
+    _, gen1, gen2 = gc.get_threshold()
+    gc.set_threshold(GC_GEN0_THRESHOLD, gen1, gen2)
 
 
 async def start_bus(defn: ServiceDefinition, ctx: ServiceContext[Any, Any]) -> None:

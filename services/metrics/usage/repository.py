@@ -58,7 +58,7 @@ _SQLITE_FEATURES = ("INSERT INTO usage_daily_features (account_id, day, feature,
                     "VALUES (?,?,?,?) " + _ADD_FEATURES)
 
 # SQLite: rows per multi-row INSERT … RETURNING (a fixed size, so its prepared statement is reused).
-SQLITE_CHUNK = 1000
+SQLITE_CHUNK = 5000
 
 
 def _values(head: str, width: int, rows: int, tail: str) -> str:
