@@ -6,7 +6,10 @@ from shared.testing.helpers import (
     KafkaProbe,
     RunningService,
     eventually,
+    kafka_client,
     make_event,
+    topic_partitions,
 )
 
-__all__ = ["ADMIN_TOKEN", "TEST_API_KEYS", "KafkaProbe", "RunningService", "eventually", "make_event"]
+__all__ = ["ADMIN_TOKEN", "TEST_API_KEYS", "KafkaProbe", "RunningService", "eventually", "kafka_client", "make_event",
+           "topic_partitions"]

@@ -161,6 +161,25 @@ class KafkaProbe:
         return [CloudEvent.from_bytes(r.value) for r in await self.read_all(topic, **kw)]
 
 
+@contextlib.asynccontextmanager
+async def kafka_client(bootstrap: str, group: str | None = None) -> AsyncIterator[AIOKafkaConsumer]:
+    """A started consumer that subscribes to nothing: for metadata, watermarks and a group's commits."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        yield consumer
+    finally:
+        await consumer.stop()
+
+
+async def topic_partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
+    """The partitions of ``topic``, in order; AssertionError if it has none within 10 s."""
+    parts = await _partitions(consumer, topic, 10.0)
+    if not parts:
+        raise AssertionError(f"topic {topic} has no partitions")
+    return [TopicPartition(topic, p) for p in sorted(parts)]
+
+
 async def _partitions(consumer: AIOKafkaConsumer, topic: str, timeout: float) -> set[int]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -27,14 +27,13 @@ from typing import Any
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 from aiokafka.partitioner import DefaultPartitioner
 from sqlalchemy.engine import make_url
 from standardwebhooks import Webhook
 
 from shared.events.envelope import CloudEvent
-from shared.testing.helpers import KafkaProbe, eventually
+from shared.testing.helpers import KafkaProbe, eventually, kafka_client, topic_partitions
 from shared.testing.suite import (
     Suite,
     TcpProxy,
@@ -204,29 +203,9 @@ async def total_count(metrics: httpx.AsyncClient, events: list[CloudEvent]) -> i
     return total
 
 
-@contextlib.asynccontextmanager
-async def kafka_admin(suite: Suite, group: str | None = None) -> AsyncIterator[AIOKafkaConsumer]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=suite.bootstrap, group_id=group, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        yield consumer
-    finally:
-        await consumer.stop()
-
-
-async def partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
-    for _ in range(100):
-        await consumer._client.force_metadata_update()
-        parts = consumer.partitions_for_topic(topic)
-        if parts:
-            return [TopicPartition(topic, p) for p in sorted(parts)]
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"topic {topic} has no partitions")
-
-
 async def committed(suite: Suite, group: str, topic: str) -> dict[int, int]:
-    async with kafka_admin(suite, group) as c:
-        return {tp.partition: (await c.committed(tp)) or 0 for tp in await partitions(c, suite.prefix + topic)}
+    async with kafka_client(suite.bootstrap, group) as c:
+        return {tp.partition: (await c.committed(tp)) or 0 for tp in await topic_partitions(c, suite.prefix + topic)}
 
 
 async def post_events(metrics: httpx.AsyncClient, events: list[CloudEvent]) -> httpx.Response:
@@ -286,8 +265,8 @@ async def test_ingest_killed_mid_request_and_client_retries(suite: Suite, probe:
     events = new_events("ingest-kill", 4000)
     topic = suite.prefix + USAGE_TOPIC
     chunks = [events[i:i + 500] for i in range(0, len(events), 500)]
-    async with suite.client("metrics") as metrics, kafka_admin(suite) as admin:
-        tps = await partitions(admin, topic)
+    async with suite.client("metrics") as metrics, kafka_client(suite.bootstrap) as admin:
+        tps = await topic_partitions(admin, topic)
         before = sum((await admin.end_offsets(tps)).values())
         posts = [asyncio.create_task(post_events(metrics, c)) for c in chunks]
         # Kill the service the moment the first of these events reach the topic: requests are in

@@ -28,14 +28,13 @@ import shutil
 import signal
 import sqlite3
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import asyncpg
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
 from sqlalchemy import MetaData, select
 from sqlalchemy.engine import make_url
 
@@ -46,7 +45,7 @@ from shared.events.consumer import consumer_offsets_table
 from shared.events.consumer.failpoints import STEPS, parse
 from shared.events.envelope import CloudEvent
 from shared.events.registry import USAGE_TOPIC
-from shared.testing import ADMIN_TOKEN, TEST_API_KEYS, KafkaProbe, eventually
+from shared.testing import ADMIN_TOKEN, TEST_API_KEYS, KafkaProbe, eventually, kafka_client, topic_partitions
 from shared.testing.suite import ServiceProcess
 from tests.e2e.support import expected_usage, usage_event, usage_rows
 
@@ -116,31 +115,14 @@ class Metrics:
 
     async def ends(self) -> dict[int, int]:
         """The end offset of every partition of the usage topic (its high watermark: Tansu's ListOffsets is low)."""
-        async with self._kafka(None) as c:
-            return {tp.partition: o for tp, o in (await high_watermarks(c, await _partitions(c, self.topic))).items()}
+        async with kafka_client(self.bootstrap) as c:
+            ends = await high_watermarks(c, await topic_partitions(c, self.topic))
+        return {tp.partition: o for tp, o in ends.items()}
 
     async def kafka_committed(self) -> dict[int, int]:
         """The group's Kafka commit per partition (informational: lag tooling only)."""
-        async with self._kafka(self.group) as c:
-            return {tp.partition: (await c.committed(tp)) or 0 for tp in await _partitions(c, self.topic)}
-
-    @contextlib.asynccontextmanager
-    async def _kafka(self, group: str | None) -> AsyncIterator[AIOKafkaConsumer]:
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=group, enable_auto_commit=False)
-        await consumer.start()
-        try:
-            yield consumer
-        finally:
-            await consumer.stop()
-
-
-async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
-    for _ in range(100):
-        await consumer._client.force_metadata_update()
-        if parts := consumer.partitions_for_topic(topic):
-            return [TopicPartition(topic, p) for p in sorted(parts)]
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"topic {topic} has no partitions")
+        async with kafka_client(self.bootstrap, self.group) as c:
+            return {tp.partition: (await c.committed(tp)) or 0 for tp in await topic_partitions(c, self.topic)}
 
 
 @pytest.fixture
