@@ -36,7 +36,8 @@ class ConsumerSpec:
     batch_size: int | None = None
     batch_wait: float = 0.05  # seconds a fetched batch may wait to fill up to ``batch_size``
     # False only for a handler that is idempotent by itself (e.g. inserts keyed by source + id with
-    # ON CONFLICT DO NOTHING): the foundation then skips its processed_events bookkeeping.
+    # ON CONFLICT DO NOTHING): the foundation then skips its processed_events bookkeeping, and a batch
+    # handler gets every message of a batch, a repeated source + id included.
     dedup: bool = True
     # A batch handler's own message decoder (raising InvalidEvent); default: CloudEvent + registry.
     decode: Decoder | None = None

@@ -62,7 +62,7 @@ def test_lowering_a_known_value_never_raises_the_score(values: dict[str, float |
 @given(values_st, weights_st, neutral, st.sampled_from(COMPONENTS), st.floats(min_value=0, max_value=1))
 def test_adding_a_value_at_or_below_min_of_score_and_neutral_never_raises_it(
         values: dict[str, float | None], weights: dict[str, float], p: float, name: str, fraction: float) -> None:
-    assume(values[name] is None)
+    values = {**values, name: None}  # made missing rather than filtered for: Hypothesis gives up on heavy filters
     before = score(values, weights, p)
     assume(before is not None)
     assert before is not None
@@ -76,7 +76,7 @@ def test_adding_a_value_at_or_below_min_of_score_and_neutral_never_raises_it(
 def test_on_a_yellow_or_red_account_adding_any_value_at_or_below_the_score_never_raises_it(
         values: dict[str, float | None], weights: dict[str, float], name: str, fraction: float) -> None:
     # With the default neutral value (50), every account at or below it: "a bad signal" is any value <= score.
-    assume(values[name] is None)
+    values = {**values, name: None}
     before = score(values, weights, 50)
     assume(before is not None and before <= 50)
     assert before is not None

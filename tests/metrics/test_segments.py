@@ -230,6 +230,35 @@ def _old_rows(rng: random.Random) -> list[dict[str, Any]]:
     return out
 
 
+async def test_a_plan_made_ahead_is_written_again_in_full_after_its_transaction_rolled_back(service: Any) -> None:
+    """The consumer plans a batch before its transaction (assuming every event is new) and writes the same
+    plan again when the transaction is retried: whether all keys were new (the fast path, no RETURNING) or
+    some were not (undone to a savepoint and redone with RETURNING), a retry counts each event once."""
+    at = utcnow() - dt.timedelta(minutes=5)
+    first = [ev(i, "acme", f"u{i % 3}", at, q=QUANTITIES[i % len(QUANTITIES)]) for i in range(6)]
+    overlapping = [ev(i, "acme", f"u{i % 4}", at, feature="export") for i in range(3, 10)]  # e3..e5 known
+    fresh = [ev(i, "beta", "u1", at) for i in range(10, 13)] + [ev(10, "beta", "u1", at)]  # e10 twice
+    async with service("metrics", run_consumers=False, run_relay=False) as svc:
+        factory = svc.ctx.session_factory
+        handler = UsageHandler()
+        await apply(factory, first, handler.users)
+        for batch in (overlapping, fresh):
+            plan = handler.plan()
+            plan.add(batch[:2])
+            plan.add(batch[2:])
+            plan.complete()
+            with pytest.raises(RuntimeError):
+                async with factory() as s, s.begin():
+                    await handler.apply(s, plan)
+                    raise RuntimeError("the transaction fails after the batch was written")
+            async with factory() as s, s.begin():
+                await handler.apply(s, plan)
+        assert await daily_counts(svc) == expected(first + overlapping + fresh)
+        async with factory() as s:
+            segs = (await s.execute(select(UsageSegment).order_by(UsageSegment.id))).scalars().all()
+        assert [x.event_count for x in segs] == [6, 4, 3]  # only the new events of each batch, once
+
+
 async def test_migration_0008_moves_raw_rows_into_keys_and_segments_and_back(database_factory: Any) -> None:
     url = database_factory.empty("metrics-0008")
     await asyncio.to_thread(upgrade, MIGRATIONS, url, "0007")

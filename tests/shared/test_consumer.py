@@ -161,10 +161,10 @@ async def test_a_failing_batch_is_split_until_only_its_poison_events_are_dead_le
         transactions = 0
         apply_once = consumer._apply_once
 
-        async def counting(deliveries):  # the real method, counted
+        async def counting(deliveries, *plan):  # the real method, counted
             nonlocal transactions
             transactions += 1
-            await apply_once(deliveries)
+            await apply_once(deliveries, *plan)
 
         consumer._apply_once = counting
         await eventually(lambda: _dlq(kafka, 2), timeout=60, message="the two poison events dead-lettered")
@@ -188,9 +188,9 @@ async def test_a_revocation_waits_until_the_batches_in_hand_are_applied_and_noth
         gate = asyncio.Event()
         apply_once = c1._apply_once
 
-        async def slow(deliveries):  # a slow transaction: the next batch is fetched and waits behind it
+        async def slow(deliveries, *plan):  # a slow transaction: the next batch is fetched and waits behind it
             await gate.wait()
-            await apply_once(deliveries)
+            await apply_once(deliveries, *plan)
 
         c1._apply_once = slow
         drain = c1._drain

@@ -72,9 +72,37 @@ def _bind(table: Table, column: str, dialect: Dialect) -> Callable[[Any], Any]:
     return process if process is not None else (lambda v: v)
 
 
-def _sqlite_batch(db: sqlite3.Connection, plan: Plan, as_date: Callable[[Any], Any],
-                  as_time: Callable[[Any], Any], now: Any) -> list[int]:
-    """Every write of a batch, on the sqlite3 connection's own thread, inside the session's transaction."""
+def _insert_new(db: sqlite3.Connection, cur: sqlite3.Cursor, head: str, width: int, items: Sequence[Any],
+                params: Callable[[int, Any], list[Any]], returning: str) -> list[tuple[Any, ...]] | None:
+    """Insert ``items`` (ON CONFLICT DO NOTHING); None when every one was new, else the ``returning``
+    columns of those that were.
+
+    Usually all are new, and the row count says so: a RETURNING row costs a trip out of SQLite (and a
+    wait for the GIL, which the event loop's thread holds while it decodes the next batch). When some
+    were not, the inserts are undone to a savepoint and done again with RETURNING.
+    """
+    db.execute("SAVEPOINT usage_new")
+    before = db.total_changes
+    for i in range(0, len(items), SQLITE_CHUNK):
+        chunk = items[i:i + SQLITE_CHUNK]
+        cur.execute(_values(head, width, len(chunk), "ON CONFLICT DO NOTHING"), params(i, chunk))
+    if db.total_changes - before == len(items):
+        db.execute("RELEASE usage_new")
+        return None
+    db.execute("ROLLBACK TO usage_new")
+    db.execute("RELEASE usage_new")
+    found: list[tuple[Any, ...]] = []
+    for i in range(0, len(items), SQLITE_CHUNK):
+        chunk = items[i:i + SQLITE_CHUNK]
+        found.extend(cur.execute(_values(head, width, len(chunk), f"ON CONFLICT DO NOTHING RETURNING {returning}"),
+                                 params(i, chunk)))
+    return found
+
+
+def _sqlite_batch(db: sqlite3.Connection, plan: Plan, users: list[tuple[str, int, str]],
+                  as_date: Callable[[Any], Any], as_time: Callable[[Any], Any], now: Any) -> list[int]:
+    """Every write of a batch, on the sqlite3 connection's own thread, inside the session's transaction;
+    ``users``: the plan's user candidates, should every event be new."""
     if not db.in_transaction:
         raise RuntimeError("the usage batch must run inside the session's transaction")
     days: dict[int, Any] = {}
@@ -88,31 +116,40 @@ def _sqlite_batch(db: sqlite3.Connection, plan: Plan, as_date: Callable[[Any], A
         return v
 
     cur = db.cursor()
-    keys = plan.keys(ordered=False)
-    new: set[str] = set()
-    for i in range(0, len(keys), SQLITE_CHUNK):
-        chunk = keys[i:i + SQLITE_CHUNK]
-        sql = _values("INSERT INTO usage_event_keys (key, day)", 2, len(chunk), "ON CONFLICT DO NOTHING RETURNING key")
-        new.update(r[0] for r in cur.execute(sql, tuple(chain.from_iterable((k, day(d)) for k, d in chunk))))
-    if not new:
+    keys, key_days = plan.keys(ordered=False)
+    for d in set(key_days):
+        day(d)
+
+    def key_rows(i: int, chunk: list[str]) -> list[Any]:
+        params: list[Any] = [None] * (2 * len(chunk))
+        params[0::2] = chunk
+        params[1::2] = map(days.__getitem__, key_days[i:i + len(chunk)])
+        return params
+
+    new = _insert_new(db, cur, "INSERT INTO usage_event_keys (key, day)", 2, keys, key_rows, "key")
+    if new is not None and not new:
         return []
-    plan.take(new)
-    users = plan.user_candidates()
-    new_users: list[tuple[str, int]] = []
-    for i in range(0, len(users), SQLITE_CHUNK):
-        chunk_u = users[i:i + SQLITE_CHUNK]
-        sql = _values("INSERT INTO usage_daily_users (account_id, day, user_id)", 3, len(chunk_u),
-                      "ON CONFLICT DO NOTHING RETURNING account_id, day")
-        params = tuple(chain.from_iterable((a, day(d), u) for a, d, u in chunk_u))
-        new_users.extend((a, numbers[d]) for a, d in cur.execute(sql, params))
-    daily, types, features = plan.rollups(new_users)
-    cur.executemany(_SQLITE_DAILY, [(a, day(d), q, n, u, as_time(seg.time_of(t))) for a, d, q, n, u, t in daily])
+    if new is None:
+        plan.take(None)  # as planned: the users were found before the call
+    else:
+        plan.take({k for (k,) in new})
+        users = plan.user_candidates()
+
+    def user_rows(_: int, chunk: list[tuple[str, int, str]]) -> list[Any]:
+        return list(chain.from_iterable((a, day(d), u) for a, d, u in chunk))
+
+    found = _insert_new(db, cur, "INSERT INTO usage_daily_users (account_id, day, user_id)", 3, users, user_rows,
+                        "account_id, day")
+    new_users = ([(a, d) for a, d, _ in users] if found is None else [(a, numbers[d]) for a, d in found])
+    types, features = plan.breakdowns()
+    cur.executemany(_SQLITE_DAILY, [(a, day(d), q, n, u, as_time(seg.time_of(t)))
+                                    for a, d, q, n, u, t in plan.daily(new_users)])
     cur.executemany(_SQLITE_TYPES, [(a, day(d), t, q) for a, d, t, q in types])
     cur.executemany(_SQLITE_FEATURES, [(a, day(d), f, q) for a, d, f, q in features])
     ids: list[int] = []
-    for d, n, data in plan.segments():  # after the rollups: see segments.py on the order of additions
+    for d, n, packed in plan.segments():  # after the rollups: see segments.py on the order of additions
         cur.execute("INSERT INTO usage_segments (day, event_count, data, created_at) VALUES (?,?,?,?)",
-                    (day(d), n, data, now))
+                    (day(d), n, seg.compress(packed), now))
         ids.append(int(cur.lastrowid or 0))
     cur.close()
     return ids
@@ -131,7 +168,9 @@ async def write_sqlite(session: AsyncSession, plan: Plan) -> list[int]:
     dialect = conn.dialect
     as_time = _bind(DAILY, "last_at", dialect)
     # aiosqlite runs every call on one thread per connection; this queues the whole batch as one call.
-    ids: list[int] = await driver._execute(_sqlite_batch, driver._conn, plan, _bind(DAILY, "day", dialect),
+    plan.take(None)  # every event, until the keys say otherwise (a retried transaction may have narrowed it)
+    users = plan.user_candidates()  # here: the active-user cache is only used on this thread
+    ids: list[int] = await driver._execute(_sqlite_batch, driver._conn, plan, users, _bind(DAILY, "day", dialect),
                                            as_time, as_time(utcnow()))
     return ids
 
@@ -164,17 +203,17 @@ async def write_postgresql(session: AsyncSession, plan: Plan) -> list[int]:
     date = seg.date_of
     # Rows go in key order: batches applied concurrently (other partitions, other processes) then take
     # their locks in the same order and cannot deadlock.
-    keys = plan.keys(ordered=True)
-    new = {r[0] for r in await pg.fetch(_PG_KEYS, [k for k, _ in keys], [date(d) for _, d in keys])}
+    keys, key_days = plan.keys(ordered=True)
+    new = {r[0] for r in await pg.fetch(_PG_KEYS, keys, [date(d) for d in key_days])}
     if not new:
         return []
     plan.take(new)
     users = plan.user_candidates()
     found = await pg.fetch(_PG_USERS, [a for a, _, _ in users], [date(d) for _, d, _ in users],
                            [u for _, _, u in users]) if users else []
-    daily, types, features = plan.rollups((a, seg.day_number(d)) for a, d in found)
-    a, d, q, n, u, t = _columns(daily, 6)
+    a, d, q, n, u, t = _columns(plan.daily((a, seg.day_number(d)) for a, d in found), 6)
     await pg.execute(_PG_DAILY, a, [date(x) for x in d], q, n, u, [seg.time_of(x) for x in t])
+    types, features = plan.breakdowns()
     if types:
         a, d, k, q = _columns(types, 4)
         await pg.execute(_PG_TYPES, a, [date(x) for x in d], k, q)
@@ -184,7 +223,7 @@ async def write_postgresql(session: AsyncSession, plan: Plan) -> list[int]:
     segments = plan.segments()  # after the rollups: see segments.py on the order of additions
     now = utcnow()
     rows = await pg.fetch(_PG_SEGMENTS, [date(x) for x, _, _ in segments], [x for _, x, _ in segments],
-                          [x for _, _, x in segments], [now] * len(segments))
+                          [seg.compress(x) for _, _, x in segments], [now] * len(segments))
     return [int(r[0]) for r in rows]
 
 

@@ -31,14 +31,22 @@ KEY_SEP = "\x1f"
 # Row fields.
 SOURCE, ID, ACCOUNT, TYPE, USER, FEATURE, QUANTITY, TIME = range(8)
 
-Row = list[Any]
+Row = tuple[Any, ...]
 
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(list[tuple[str, str, str, str, str, str | None, float, int]])
 
 
+def pack(rows: Sequence[Row]) -> bytes:
+    return _encoder.encode(rows)
+
+
+def compress(packed: bytes) -> bytes:
+    return zlib.compress(packed, 1)
+
+
 def encode(rows: Sequence[Row]) -> bytes:
-    return zlib.compress(_encoder.encode(rows), 1)
+    return compress(pack(rows))
 
 
 def decode(data: bytes) -> list[tuple[str, str, str, str, str, str | None, float, int]]:
@@ -70,42 +78,58 @@ def time_of(us: int) -> dt.datetime:
     return EPOCH + dt.timedelta(microseconds=us)
 
 
-@dataclass
 class Aggregate:
-    """What a set of rows adds to the rollups, per (account, day[, type | feature | user])."""
+    """What a set of rows adds to the rollups: per day, per account, a cell
+    ``[sum quantity, count, max time_us, {type: sum}, {feature: sum}, {user_id}]``.
 
-    daily: dict[tuple[str, int], list[Any]] = field(default_factory=dict)  # [sum quantity, count, max time_us]
-    types: dict[tuple[str, int, str], float] = field(default_factory=dict)
-    features: dict[tuple[str, int, str], float] = field(default_factory=dict)
-    users: set[tuple[str, int, str]] = field(default_factory=set)
+    Nested by day and account rather than keyed by tuples: the hot path adds ~10k rows a transaction and
+    a tuple key per row and rollup table was most of the cost.
+    """
+
+    __slots__ = ("days",)
+
+    def __init__(self) -> None:
+        self.days: dict[int, dict[str, list[Any]]] = {}
 
     def add(self, day: int, rows: Iterable[Sequence[Any]], account: str | None = None) -> None:
         """Add one day's rows, in arrival order (only ``account``'s, when given)."""
-        daily, types, features, users = self.daily, self.types, self.features, self.users
+        cells = self.days.get(day)
+        if cells is None:
+            cells = self.days[day] = {}
         for row in rows:
             a = row[ACCOUNT]
             if account is not None and a != account:
                 continue
             q = row[QUANTITY]
-            t = row[TIME]
-            k = (a, day)
-            agg = daily.get(k)
-            if agg is None:
-                daily[k] = [q, 1, t]
-            else:
-                agg[0] += q
-                agg[1] += 1
-                if t > agg[2]:
-                    agg[2] = t
-            tk = (a, day, row[TYPE])
-            s = types.get(tk)
-            types[tk] = q if s is None else s + q
             f = row[FEATURE]
+            cell = cells.get(a)
+            if cell is None:
+                cells[a] = [q, 1, row[TIME], {row[TYPE]: q}, {} if f is None else {f: q}, {row[USER]}]
+                continue
+            cell[0] += q
+            cell[1] += 1
+            if row[TIME] > cell[2]:
+                cell[2] = row[TIME]
+            sums = cell[3]
+            k = row[TYPE]
+            s = sums.get(k)
+            sums[k] = q if s is None else s + q
             if f is not None:
-                fk = (a, day, f)
-                s = features.get(fk)
-                features[fk] = q if s is None else s + q
-            users.add((a, day, row[USER]))
+                sums = cell[4]
+                s = sums.get(f)
+                sums[f] = q if s is None else s + q
+            cell[5].add(row[USER])
+
+    def cells(self) -> list[tuple[str, int, list[Any]]]:
+        """(account, day, cell) in key order."""
+        return sorted(((a, d, c) for d, cells in self.days.items() for a, c in cells.items()),
+                      key=lambda x: (x[0], x[1]))
+
+    def users(self) -> set[tuple[str, int, str]]:
+        return {(a, d, u) for d, cells in self.days.items() for a, c in cells.items() for u in c[5]}
+
+    def accounts(self) -> set[str]:
+        return {a for cells in self.days.values() for a in cells}
 
 
 @dataclass
@@ -119,23 +143,27 @@ class Totals:
     events: int = 0
 
     def add(self, part: Aggregate) -> None:
-        for k, (q, n, t) in part.daily.items():
-            cur = self.daily.get(k)
-            if cur is None:
-                self.daily[k] = [q, n, t]
-            else:
-                cur[0] += q  # the stored value + the transaction's sum, as the upsert computes it
-                cur[1] += n
-                if t > cur[2]:
-                    cur[2] = t
-            self.events += n
-        for tk, q in part.types.items():
-            s = self.types.get(tk)
-            self.types[tk] = q if s is None else s + q
-        for fk, q in part.features.items():
-            s = self.features.get(fk)
-            self.features[fk] = q if s is None else s + q
-        self.users |= part.users
+        for d, cells in part.days.items():
+            for a, (q, n, t, types, features, users) in cells.items():
+                k = (a, d)
+                cur = self.daily.get(k)
+                if cur is None:
+                    self.daily[k] = [q, n, t]
+                else:
+                    cur[0] += q  # the stored value + the transaction's sum, as the upsert computes it
+                    cur[1] += n
+                    if t > cur[2]:
+                        cur[2] = t
+                self.events += n
+                for name, q in types.items():
+                    tk = (a, d, name)
+                    s = self.types.get(tk)
+                    self.types[tk] = q if s is None else s + q
+                for name, q in features.items():
+                    fk = (a, d, name)
+                    s = self.features.get(fk)
+                    self.features[fk] = q if s is None else s + q
+                self.users.update((a, d, u) for u in users)
 
     def active_users(self) -> dict[tuple[str, int], int]:
         out: dict[tuple[str, int], int] = {}

@@ -63,7 +63,7 @@ class ActiveUsers:
         self.days.clear()
         self.size = 0
 
-    def after_commit(self, session: AsyncSession, users: set[tuple[str, int, str]], today: int) -> None:
+    def after_commit(self, session: AsyncSession, users: Iterable[tuple[str, int, str]], today: int) -> None:
         """Remember ``users`` once (and only if) the session's transaction commits."""
         state = {"open": True}
 
@@ -82,81 +82,185 @@ class ActiveUsers:
 class Plan:
     """One batch through the hot path, backend-neutral: keys to try, then what the new events add.
 
-    The repository runs the statements (all on the driver's own thread on SQLite) and calls back into
-    the plan between them: ``take`` once the database said which keys are new, ``rollups`` once it said
-    which users are new.
+    Built before the batch's transaction (``add``, a chunk at a time), on the assumption that every
+    event is new (the steady state), so the database's turn is only statements. The repository calls
+    back between them: ``take`` once the database said which keys are new (only when some were not is
+    anything rebuilt), ``daily`` once it said which users are new. A plan can be written again
+    (a retried transaction): ``take`` always starts from every event of the plan.
     """
 
-    def __init__(self, events: Sequence[UsageEnvelope], today: int, users: ActiveUsers | None) -> None:
+    def __init__(self, today: int, users: ActiveUsers | None) -> None:
         self.today = today
         self.cache = users
-        rows: dict[str, tuple[int, seg.Row]] = {}
-        epoch, us_unit, day_us = seg.EPOCH, seg.US, seg.DAY_US
+        self.rows: dict[str, seg.Row] = {}  # by key, in arrival order
+        self.days: list[int] = []  # parallel to ``rows``
+        self._all = self.selected = _Selection({}, seg.Aggregate())
+        self.candidates: list[tuple[str, int, str]] = []
+
+    def add(self, events: Sequence[UsageEnvelope]) -> None:
+        """Take in the next events of the batch (a repeated key is dropped)."""
+        rows, days, by_day, agg = self.rows, self.days, self._all.by_day, self._all.agg
+        epoch, us_unit, day_us, sep = seg.EPOCH, seg.US, seg.DAY_US, seg.KEY_SEP
+        last_day, group, cells = -1, [], {}
+        # ``Aggregate.add`` inlined: the same additions in the same order, so recompute, which replays
+        # the segments through ``Aggregate.add``, gets the same floats.
         for ev in events:
-            key = ev.source + seg.KEY_SEP + ev.id
+            source, event_id = ev.source, ev.id
+            key = f"{source}{sep}{event_id}"
             if key in rows:
                 continue
             us = (ev.time - epoch) // us_unit
             data = ev.data
-            rows[key] = (us // day_us, [ev.source, ev.id, ev.subject, ev.type, data.user_id, data.feature,
-                                        data.quantity, us])
-        self.rows = rows  # in arrival order
-        self.agg = seg.Aggregate()
-        self.by_day: dict[int, list[seg.Row]] = {}
+            a, kind, user, q, f = ev.subject, ev.type, data.user_id, data.quantity, data.feature
+            rows[key] = row = (source, event_id, a, kind, user, f, q, us)
+            day = us // day_us
+            days.append(day)
+            if day != last_day:
+                last_day = day
+                group = by_day.setdefault(day, [])
+                cells = agg.days.setdefault(day, {})
+            group.append(row)
+            cell = cells.get(a)
+            if cell is None:
+                cells[a] = [q, 1, us, {kind: q}, {} if f is None else {f: q}, {user}]
+                continue
+            cell[0] += q
+            cell[1] += 1
+            if us > cell[2]:
+                cell[2] = us
+            sums = cell[3]
+            s = sums.get(kind)
+            sums[kind] = q if s is None else s + q
+            if f is not None:
+                sums = cell[4]
+                s = sums.get(f)
+                sums[f] = q if s is None else s + q
+            cell[5].add(user)
+        self._all.clear()
 
-    def keys(self, *, ordered: bool) -> list[tuple[str, int]]:
-        """(key, day) of every distinct event; in key order when ``ordered`` (concurrent writers)."""
-        items = [(k, d) for k, (d, _) in self.rows.items()]
-        return sorted(items) if ordered else items
+    def complete(self) -> None:
+        """Everything left that needs no database, done before the transaction: the users, the type and
+        feature rows and the packed segments, for the case where every event is new."""
+        self._all.complete()
 
-    def take(self, new: set[str]) -> None:
-        """Keep the events whose keys were new, grouped by day in arrival order, and aggregate them."""
-        by_day = self.by_day
-        for key, (day, row) in self.rows.items():
+    def keys(self, *, ordered: bool) -> tuple[list[str], list[int]]:
+        """Keys and day numbers of every distinct event; in key order when ``ordered`` (concurrent writers)."""
+        if not ordered:
+            return list(self.rows), self.days
+        pairs = sorted(zip(self.rows, self.days, strict=True))
+        return [k for k, _ in pairs], [d for _, d in pairs]
+
+    def take(self, new: set[str] | None) -> None:
+        """Write only the events whose keys were new (``None``: all were; a redelivery or a replay had
+        some already)."""
+        if new is None or len(new) == len(self.rows):
+            self.selected = self._all  # all new: the plan as built
+            return
+        by_day: dict[int, list[seg.Row]] = {}
+        for (key, row), day in zip(self.rows.items(), self.days, strict=True):
             if key in new:
-                rows = by_day.get(day)
-                if rows is None:
+                group = by_day.get(day)
+                if group is None:
                     by_day[day] = [row]
                 else:
-                    rows.append(row)
-        for day, rows in by_day.items():
-            self.agg.add(day, rows)
+                    group.append(row)
+        agg = seg.Aggregate()
+        for day, group in by_day.items():
+            agg.add(day, group)
+        self.selected = _Selection(by_day, agg)
+
+    @property
+    def users(self) -> set[tuple[str, int, str]]:
+        """(account, day, user) of the events to write."""
+        return self.selected.users()
 
     def user_candidates(self) -> list[tuple[str, int, str]]:
-        """The batch's (account, day, user) that may be new, in key order."""
-        if self.cache is None:
-            return sorted(self.agg.users)
-        return self.cache.unknown(self.agg.users, self.today)
+        """The (account, day, user) of the events to write that may be new, in key order."""
+        users = self.users
+        found = sorted(users) if self.cache is None else self.cache.unknown(users, self.today)
+        self.candidates = found
+        return found
 
-    def rollups(self, new_users: Iterable[tuple[str, int]]) -> tuple[list[tuple[Any, ...]], ...]:
-        """(daily, types, features) rows in key order; ``new_users``: (account, day) once per new user."""
+    def daily(self, new_users: Iterable[tuple[str, int]]) -> list[tuple[Any, ...]]:
+        """``usage_daily`` additions in key order; ``new_users``: (account, day) once per new user."""
         counts: dict[tuple[str, int], int] = {}
         for k in new_users:
             counts[k] = counts.get(k, 0) + 1
-        daily = [(a, d, q, n, counts.get((a, d), 0), t) for (a, d), (q, n, t) in sorted(self.agg.daily.items())]
-        types = [(a, d, t, q) for (a, d, t), q in sorted(self.agg.types.items())]
-        features = [(a, d, f, q) for (a, d, f), q in sorted(self.agg.features.items())]
-        return daily, types, features
+        return [(a, d, q, n, counts.get((a, d), 0), t) for a, d, (q, n, t, *_) in self.selected.cells()]
+
+    def breakdowns(self) -> tuple[list[tuple[str, int, str, float]], list[tuple[str, int, str, float]]]:
+        """(type, feature) additions in key order."""
+        return self.selected.breakdowns()
 
     def segments(self) -> list[tuple[int, int, bytes]]:
-        """(day, event count, data) per day with new events."""
-        return [(day, len(rows), seg.encode(rows)) for day, rows in sorted(self.by_day.items())]
+        """(day, event count, packed rows) per day with events to write (``seg.compress`` the rows)."""
+        return self.selected.packed()
 
     @property
     def accounts(self) -> set[str]:
-        return {a for a, _ in self.agg.daily}
+        return self.selected.agg.accounts()
+
+
+class _Selection:
+    """The rows and aggregate of the events a plan writes, and what is derived from them (once)."""
+
+    def __init__(self, by_day: dict[int, list[seg.Row]], agg: seg.Aggregate) -> None:
+        self.by_day, self.agg = by_day, agg
+        self.clear()
+
+    def clear(self) -> None:
+        self._users: set[tuple[str, int, str]] | None = None
+        self._cells: list[tuple[str, int, list[Any]]] | None = None
+        self._breakdowns: tuple[list[tuple[str, int, str, float]], list[tuple[str, int, str, float]]] | None = None
+        self._packed: list[tuple[int, int, bytes]] | None = None
+
+    def complete(self) -> None:
+        self.users()
+        self.breakdowns()
+        self.packed()
+
+    def users(self) -> set[tuple[str, int, str]]:
+        if self._users is None:
+            self._users = self.agg.users()
+        return self._users
+
+    def cells(self) -> list[tuple[str, int, list[Any]]]:
+        if self._cells is None:
+            self._cells = self.agg.cells()
+        return self._cells
+
+    def breakdowns(self) -> tuple[list[tuple[str, int, str, float]], list[tuple[str, int, str, float]]]:
+        if self._breakdowns is None:
+            types: list[tuple[str, int, str, float]] = []
+            features: list[tuple[str, int, str, float]] = []
+            for a, d, (_, _, _, by_type, by_feature, _) in self.cells():
+                types.extend((a, d, k, v) for k, v in sorted(by_type.items()))
+                features.extend((a, d, k, v) for k, v in sorted(by_feature.items()))
+            self._breakdowns = types, features
+        return self._breakdowns
+
+    def packed(self) -> list[tuple[int, int, bytes]]:
+        if self._packed is None:
+            self._packed = [(day, len(rows), seg.pack(rows)) for day, rows in sorted(self.by_day.items())]
+        return self._packed
 
 
 async def apply_usage_batch(session: AsyncSession, events: Sequence[UsageEnvelope],
                             users: ActiveUsers | None = None) -> None:
-    """Count a batch of usage events into the rollups, in the caller's (single) transaction.
+    """Count a batch of usage events into the rollups, in the caller's (single) transaction."""
+    plan = Plan(seg.day_number(utcnow().date()), users)
+    plan.add(events)
+    await write_plan(session, plan)
+
+
+async def write_plan(session: AsyncSession, plan: Plan) -> None:
+    """Write a planned batch in the caller's (single) transaction.
 
     Inserting the events' keys decides what is new; only those events are kept (one segment per day)
-    and aggregated, in memory, and added to the rollups with one statement per table, at driver level.
+    and added to the rollups with one statement per table, at driver level.
     """
-    if not events:
+    if not plan.rows:
         return
-    plan = Plan(events, seg.day_number(utcnow().date()), users)
     if is_sqlite(session):
         ids = await repo.write_sqlite(session, plan)
     else:
@@ -166,15 +270,22 @@ async def apply_usage_batch(session: AsyncSession, events: Sequence[UsageEnvelop
         return
     session.info.setdefault(SEGMENT_IDS, []).extend(ids)
     await health_repo.mark_dirty(session, plan.accounts)
-    if users is not None:
-        users.after_commit(session, plan.agg.users, plan.today)
+    if plan.cache is not None:
+        plan.cache.after_commit(session, plan.candidates, plan.today)  # the others are known already
 
 
 class UsageHandler:
-    """The usage consumer's batch handler, with its cache of active users (one per service instance)."""
+    """The usage consumer's batch handler (a ``BatchPlanner``), with its cache of active users (one per
+    service instance)."""
 
     def __init__(self, users: ActiveUsers | None = None) -> None:
         self.users = users if users is not None else ActiveUsers()
+
+    def plan(self) -> Plan:
+        return Plan(seg.day_number(utcnow().date()), self.users)
+
+    async def apply(self, session: AsyncSession, plan: Plan) -> None:
+        await write_plan(session, plan)
 
     async def __call__(self, session: AsyncSession, events: Sequence[UsageEnvelope]) -> None:
         await apply_usage_batch(session, events, self.users)

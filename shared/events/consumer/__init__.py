@@ -33,6 +33,8 @@ in the database), :mod:`.progress` (the stuck-partition rule), :mod:`.health` (r
 
 from shared.events.consumer.base import (
     BatchHandler,
+    BatchPlan,
+    BatchPlanner,
     Decoder,
     Delivery,
     EventHandler,
@@ -45,7 +47,8 @@ from shared.events.consumer.pipeline import EventConsumer
 from shared.events.consumer.retry import RetryPolicy, is_infrastructure_error
 
 __all__ = [
-    "BatchHandler", "DatabaseOffsets", "DeadLetterPublisher", "DeadLetterUnavailable", "Decoder", "Delivery",
+    "BatchHandler", "BatchPlan", "BatchPlanner", "DatabaseOffsets", "DeadLetterPublisher", "DeadLetterUnavailable",
+    "Decoder", "Delivery",
     "EventConsumer", "EventHandler", "KafkaOffsets", "OffsetStore", "PermanentError", "RetryPolicy",
     "consumer_offsets_table", "decode_cloudevent", "is_infrastructure_error",
 ]

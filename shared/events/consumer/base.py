@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
-from aiokafka import ConsumerRecord
+from aiokafka import ConsumerRecord, TopicPartition
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.events.envelope import CloudEvent, Envelope
@@ -15,6 +15,35 @@ from shared.events.registry import validate_event
 EventHandler = Callable[[AsyncSession, CloudEvent], Awaitable[None]]
 # A batch handler gets what the consumer's decoder returns: CloudEvents unless it has its own decoder.
 BatchHandler = Callable[[AsyncSession, Sequence[Any]], Awaitable[None]]
+
+
+class BatchPlan(Protocol):
+    """What a :class:`BatchPlanner` makes of a batch before its transaction."""
+
+    def add(self, events: Sequence[Any]) -> None:
+        """Take in the next events of the batch (called a chunk at a time, in order)."""
+
+    def complete(self) -> None:
+        """Called once after the last ``add``: any CPU work left that needs no database."""
+
+
+@runtime_checkable
+class BatchPlanner(Protocol):
+    """A batch handler in two steps, for a consumer whose CPU work per event matters.
+
+    ``plan()`` and ``BatchPlan.add`` do the CPU work (no database, no awaiting). The consumer does it
+    while the batch before is still in its transaction, a chunk at a time so that the event loop keeps
+    serving that transaction. ``apply`` then writes the plan in the batch's own transaction; a plan may
+    be applied again when that transaction is retried, so ``apply`` must not consume it. The consumer
+    plans ahead only without its own dedup (``dedup=False``); otherwise, and for the halves of a failing
+    batch, it plans inside the transaction. A planner is also a plain batch handler (``__call__``).
+    """
+
+    def plan(self) -> BatchPlan: ...
+
+    async def apply(self, session: AsyncSession, plan: Any) -> None: ...
+
+    async def __call__(self, session: AsyncSession, events: Sequence[Any]) -> None: ...
 # (message value, logical topic) -> event. It raises InvalidEvent for a message that can never be handled;
 # any other error it raises is dead-lettered the same way (a decoder bug must not stall the partition).
 Decoder = Callable[[bytes | None, str], Envelope]
@@ -31,10 +60,12 @@ class PermanentError(Exception):
     """Raised by a handler for an event that can never succeed: it goes to the DLQ without retries."""
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Delivery:
-    """A message read from Kafka together with its parsed event."""
+    """A message read from Kafka together with its parsed event (read-only; not frozen, because a frozen
+    dataclass costs three times as much to build, once per consumed message)."""
 
     record: ConsumerRecord
     topic: str  # the logical topic (without the deployment prefix)
     event: Envelope
+    partition: TopicPartition  # the record's, shared by every delivery of the partition in a batch

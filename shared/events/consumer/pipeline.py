@@ -33,6 +33,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from shared.db import InfraTables
 from shared.events.consumer.base import (
     BatchHandler,
+    BatchPlan,
+    BatchPlanner,
     Decoder,
     Delivery,
     EventHandler,
@@ -56,12 +58,19 @@ log = logging.getLogger("postsales.consumer")
 Batch = dict[TopicPartition, list[ConsumerRecord]]
 
 
-@dataclass(frozen=True)
+# Records fetched, or decoded (and planned), between two turns of the event loop: the batch in the
+# database then never waits long for its next round trip while the one behind it is read.
+CHUNK = 1000
+
+
+@dataclass
 class _Decoded:
-    """A fetched batch, decoded: the deliveries to apply and the messages to dead-letter."""
+    """A fetched batch, decoded: the deliveries to apply, the messages to dead-letter, and the planner's
+    plan of the deliveries when it planned ahead."""
 
     deliveries: list[Delivery]
     rejected: list[tuple[ConsumerRecord, str]]
+    plan: BatchPlan | None = None
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -125,6 +134,7 @@ class EventConsumer:
         self.processed = ProcessedEvents(infra.processed_events, name)
         self.handler = handler
         self.batch_handler = batch_handler
+        self.planner = batch_handler if isinstance(batch_handler, BatchPlanner) else None
         self.retry = RetryPolicy(max_retries=max_retries, backoff=retry_backoff)
         self.dlq = DeadLetterPublisher(dlq_producer, consumer=name, metrics=metrics, timeout=dlq_timeout,
                                        attempts=dlq_attempts)
@@ -254,11 +264,12 @@ class EventConsumer:
                 self.stats["fetched"] += sum(len(records) for records in batch.values())
                 for tp, records in batch.items():
                     self.progress.fetched(tp, records[0].offset)
-                decoded = self._decode(batch)
+                # The batch is in hand (``_drain`` waits for it) from here on, decoding included.
                 previous = self._tail
-                self._tail = asyncio.create_task(self._settle(previous, batch, decoded), name=f"{self.name}:batch")
+                self._tail = asyncio.create_task(self._settle(previous, batch), name=f"{self.name}:batch")
                 if previous is not None:
-                    await previous  # at most two batches in hand: one in the database, one waiting for it
+                    await previous  # at most two batches in hand: one in the database, one decoded meanwhile
+                    await asyncio.sleep(0)  # the next batch's transaction starts before the next fetch
             if self._tail is not None:
                 await self._tail
         finally:
@@ -286,8 +297,10 @@ class EventConsumer:
         while (tail := self._tail) is not None and not tail.done():
             await asyncio.wait([tail])
 
-    async def _settle(self, previous: asyncio.Task[None] | None, batch: Batch, decoded: _Decoded) -> None:
-        """Dead-letter, apply and commit a batch once the batch fetched before it is settled."""
+    async def _settle(self, previous: asyncio.Task[None] | None, batch: Batch) -> None:
+        """Decode a batch while the one fetched before it is in the database; then dead-letter, apply and
+        commit it once that one is settled."""
+        decoded = await self._decode(batch)
         if previous is not None:
             await asyncio.wait([previous])
             if previous.cancelled() or previous.exception() is not None:
@@ -307,7 +320,7 @@ class EventConsumer:
                     await self._hold_back(batch, [r for r, _ in decoded.rejected[index:]] +
                                           [d.record for d in decoded.deliveries])
                     return
-            await self._apply_and_commit(batch, decoded.deliveries)
+            await self._apply_and_commit(batch, decoded.deliveries, decoded.plan)
         except DeadLetterUnavailable as exc:
             first = next((i for i, d in enumerate(decoded.deliveries) if d.record is exc.record), 0)
             await self._hold_back(batch, [d.record for d in decoded.deliveries[first:]])
@@ -334,11 +347,13 @@ class EventConsumer:
     async def _fetch(self) -> Batch:
         """One batch of up to ``batch_size`` records: a blocking ``getmany`` topped up with what is
         already prefetched, so a backlog is applied in few large transactions, not many small ones."""
-        batch: Batch = await self.kafka.getmany(timeout_ms=200, max_records=self.batch_size)
+        batch: Batch = await self.kafka.getmany(timeout_ms=200, max_records=min(CHUNK, self.batch_size))
         count = sum(len(r) for r in batch.values())
         deadline = time.monotonic() + self.batch_wait
         while batch and count < self.batch_size and (left := deadline - time.monotonic()) > 0:
-            more = await self.kafka.getmany(timeout_ms=int(left * 1000), max_records=self.batch_size - count)
+            await asyncio.sleep(0)  # getmany returns prefetched records without yielding
+            more = await self.kafka.getmany(timeout_ms=int(left * 1000),
+                                            max_records=min(CHUNK, self.batch_size - count))
             if not more:
                 break
             for tp, records in more.items():
@@ -346,29 +361,39 @@ class EventConsumer:
                 count += len(records)
         return batch
 
-    def _decode(self, batch: Batch) -> _Decoded:
-        """The batch's events, and the messages that can never be handled (for the DLQ)."""
+    async def _decode(self, batch: Batch) -> _Decoded:
+        """The batch's events, and the messages that can never be handled (for the DLQ); planned as they
+        are decoded when the handler is a planner and the consumer has no dedup of its own."""
         decoded = _Decoded([], [])
-        decode = self.decode
+        decode, deliveries = self.decode, decoded.deliveries
+        append = deliveries.append
+        plan = decoded.plan = self.planner.plan() if self.planner is not None and not self.dedup else None
         for tp, records in batch.items():
             logical = tp.topic.removeprefix(self.topic_prefix)
-            for rec in records:
-                try:
-                    event = decode(rec.value, logical)
-                except InvalidEvent as exc:
-                    decoded.rejected.append((rec, f"invalid event: {exc}"))
-                    continue
-                except Exception as exc:  # a decoder bug on one message: dead-letter it, go on
-                    log.exception("consumer %s: decoder failed on %s[%d]@%d", self.name, rec.topic,
-                                  rec.partition, rec.offset)
-                    decoded.rejected.append((rec, f"decoder failed: {type(exc).__name__}: {exc}"))
-                    continue
-                decoded.deliveries.append(Delivery(rec, logical, event))
+            for i in range(0, len(records), CHUNK):
+                first = len(deliveries)
+                for rec in records[i:i + CHUNK]:
+                    try:
+                        event = decode(rec.value, logical)
+                    except InvalidEvent as exc:
+                        decoded.rejected.append((rec, f"invalid event: {exc}"))
+                        continue
+                    except Exception as exc:  # a decoder bug on one message: dead-letter it, go on
+                        log.exception("consumer %s: decoder failed on %s[%d]@%d", self.name, rec.topic,
+                                      rec.partition, rec.offset)
+                        decoded.rejected.append((rec, f"decoder failed: {type(exc).__name__}: {exc}"))
+                        continue
+                    append(Delivery(rec, logical, event, tp))
+                if plan is not None:
+                    plan.add([d.event for d in deliveries[first:]])
+                await asyncio.sleep(0)
+        if plan is not None:
+            plan.complete()
         return decoded
 
-    async def _apply_and_commit(self, batch: Batch, deliveries: list[Delivery]) -> None:
+    async def _apply_and_commit(self, batch: Batch, deliveries: list[Delivery], plan: BatchPlan | None) -> None:
         try:
-            await self._apply(deliveries)
+            await self._apply(deliveries, plan=plan)
         except _Stopping:
             return  # nothing committed: the batch is read again on restart
         except Exception as exc:
@@ -408,7 +433,8 @@ class EventConsumer:
             except Exception:
                 await self._isolate(half)
 
-    async def _apply(self, deliveries: list[Delivery], *, max_retries: int | None = None) -> None:
+    async def _apply(self, deliveries: list[Delivery], *, max_retries: int | None = None,
+                     plan: BatchPlan | None = None) -> None:
         """Apply deliveries in one transaction: an outage is waited out, other errors retried a bounded
         number of times (then raised, for the caller to isolate and dead-letter)."""
         if not deliveries:
@@ -419,7 +445,7 @@ class EventConsumer:
             if self._stop.is_set():
                 raise _Stopping
             try:
-                await self._apply_once(deliveries)
+                await self._apply_once(deliveries, plan)
                 self.health.recovered()
                 return
             except PermanentError:
@@ -443,17 +469,21 @@ class EventConsumer:
                          self.name, attempt, type(exc).__name__, exc, delay)
                 await asyncio.sleep(delay)
 
-    async def _apply_once(self, deliveries: list[Delivery]) -> None:
+    async def _apply_once(self, deliveries: list[Delivery], plan: BatchPlan | None = None) -> None:
+        """One transaction; ``plan``: the planner's plan of exactly ``deliveries``, when made ahead."""
         started = time.perf_counter()
-        seen: set[tuple[str, str]] = set()
-        unique: list[Delivery] = []
         reached: dict[TopicPartition, int] = {}
-        for d in deliveries:
-            tp = TopicPartition(d.record.topic, d.record.partition)
-            reached[tp] = max(reached.get(tp, 0), d.record.offset + 1)
-            if d.event.dedup_key not in seen:
-                seen.add(d.event.dedup_key)
-                unique.append(d)
+        for d in deliveries:  # in offset order within a partition: the last one is where it reached
+            reached[d.partition] = d.record.offset + 1
+        if self.dedup:  # a redelivery inside one batch is applied once (a batch handler without dedup sees all)
+            seen: set[tuple[str, str]] = set()
+            unique: list[Delivery] = []
+            for d in deliveries:
+                if (key := d.event.dedup_key) not in seen:
+                    seen.add(key)
+                    unique.append(d)
+        else:
+            unique = deliveries
         async with self.session_factory() as session, session.begin():
             if _FAILPOINTS:
                 _failpoint(self.name, "before_write", reached)
@@ -463,12 +493,17 @@ class EventConsumer:
             else:
                 fresh = unique
             if fresh:
-                events = [d.event for d in fresh]
-                if self.batch_handler is not None:
-                    await self.batch_handler(session, events)
+                if self.planner is not None:
+                    if plan is None or fresh is not deliveries:
+                        plan = self.planner.plan()
+                        plan.add([d.event for d in fresh])
+                        plan.complete()
+                    await self.planner.apply(session, plan)
+                elif self.batch_handler is not None:
+                    await self.batch_handler(session, [d.event for d in fresh])
                 else:
                     assert self.handler is not None
-                    for ev in cast(list[CloudEvent], events):
+                    for ev in cast(list[CloudEvent], [d.event for d in fresh]):
                         token = set_event_id(ev.id)
                         try:
                             with consuming(ev, self.name):
