@@ -169,7 +169,9 @@ async def write_sqlite(session: AsyncSession, plan: Plan) -> list[int]:
     as_time = _bind(DAILY, "last_at", dialect)
     # aiosqlite runs every call on one thread per connection; this queues the whole batch as one call.
     plan.take(None)  # every event, until the keys say otherwise (a retried transaction may have narrowed it)
-    users = plan.user_candidates()  # here: the active-user cache is only used on this thread
+    # Read before the call, while the loop's thread holds the GIL anyway; the slow path reads the cache again
+    # on the driver's thread, which is safe: it changes only after this transaction commits, on this thread.
+    users = plan.user_candidates()
     ids: list[int] = await driver._execute(_sqlite_batch, driver._conn, plan, users, _bind(DAILY, "day", dialect),
                                            as_time, as_time(utcnow()))
     return ids
