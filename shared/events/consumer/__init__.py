@@ -14,10 +14,9 @@ to the DLQ with the error and their original coordinates. Only a real outage (da
 locked, see :mod:`.retry`) is waited out instead, with no DLQ and no offset moving.
 
 Batches are pipelined: while one batch is in the database, the next is fetched and decoded (and planned,
-for a :class:`~.base.BatchPlanner`, a chunk at a time so that the batch in the database is not kept
-waiting). Every
-fetched batch is applied, one at a time and in fetch order, and its offsets are committed only after
-its own transaction. None is ever skipped, not even across a rebalance: the fetch positions are already
+for a :class:`~.base.BatchPlanner`), a chunk at a time so that the batch in the database is not kept
+waiting. Every fetched batch is applied, one at a time and in fetch order, and its offsets are committed
+only after its own transaction. None is ever skipped, not even across a rebalance: the fetch positions are already
 past it, so a later commit would pass over it. A revocation therefore waits until the batches in hand
 are applied and committed.
 
