@@ -28,14 +28,15 @@ async def create_demo_tables(url: str) -> None:
 
 @pytest.fixture
 def demo_service(service_settings: Callable[..., Any]) -> Callable[..., Any]:
-    """``async with demo_service(batch=False, database_url=None, **settings)`` -> RunningService."""
+    """``async with demo_service(batch=False, planner=None, database_url=None, **settings)`` -> RunningService."""
 
     @contextlib.asynccontextmanager
     async def start(*, batch: bool = False, consumer_name: str = "demo-consumer",
-                    **overrides: Any) -> AsyncIterator[RunningService]:
+                    planner: demo.DemoPlanner | None = None, **overrides: Any) -> AsyncIterator[RunningService]:
         settings = service_settings("demo", settings_cls=DemoSettings, **overrides)
         await create_demo_tables(settings.effective_database_url)
-        app = create_service_app(demo.definition(batch=batch, consumer_name=consumer_name), settings)
+        app = create_service_app(demo.definition(batch=batch, consumer_name=consumer_name, planner=planner),
+                                 settings)
         async with app.router.lifespan_context(app):
             client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app, raise_app_exceptions=False),
                                        base_url="http://testserver",

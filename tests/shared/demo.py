@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import inspect
 from collections.abc import Sequence
 from typing import Annotated
 
@@ -120,8 +121,46 @@ async def apply_batch(session: AsyncSession, events: Sequence[CloudEvent]) -> No
         await apply_event(session, ev)
 
 
-def definition(*, batch: bool = False, consumer_name: str = "demo-consumer") -> ServiceDefinition:
-    spec = (ConsumerSpec(consumer_name, [LIFECYCLE_TOPIC], batch_handler=apply_batch) if batch
+UNPLANNABLE_NAME = "unplannable"
+
+
+class DemoPlan:
+    def __init__(self) -> None:
+        self.events: list[CloudEvent] = []
+        # Made while the consumer decoded the batch (ahead), or in the batch's transaction.
+        self.ahead = any(f.function == "_decode" for f in inspect.stack(0))
+
+    def add(self, events: Sequence[CloudEvent]) -> None:
+        for ev in events:
+            if ev.data.get("name") == UNPLANNABLE_NAME:
+                raise ValueError("this event cannot be planned")
+        self.events.extend(events)
+
+    def complete(self) -> None:
+        pass
+
+
+class DemoPlanner:
+    """A ``BatchPlanner`` (the consumer plans ahead: it runs without dedup, so its events must not repeat)."""
+
+    def __init__(self) -> None:
+        self.applied_plans: list[DemoPlan] = []
+
+    def plan(self) -> DemoPlan:
+        return DemoPlan()
+
+    async def apply(self, session: AsyncSession, plan: DemoPlan) -> None:
+        await apply_batch(session, plan.events)
+        self.applied_plans.append(plan)
+
+    async def __call__(self, session: AsyncSession, events: Sequence[CloudEvent]) -> None:
+        await apply_batch(session, events)
+
+
+def definition(*, batch: bool = False, consumer_name: str = "demo-consumer",
+               planner: DemoPlanner | None = None) -> ServiceDefinition:
+    spec = (ConsumerSpec(consumer_name, [LIFECYCLE_TOPIC], batch_handler=planner, dedup=False) if planner
+            else ConsumerSpec(consumer_name, [LIFECYCLE_TOPIC], batch_handler=apply_batch) if batch
             else ConsumerSpec(consumer_name, [LIFECYCLE_TOPIC], handler=apply_event))
     return ServiceDefinition(name="demo", title="Demo", description="Foundation test app", infra=infra,
                              routers=[router], consumers=lambda ctx: [spec])

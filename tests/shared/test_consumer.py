@@ -178,6 +178,27 @@ async def test_a_failing_batch_is_split_until_only_its_poison_events_are_dead_le
     assert transactions < 80, transactions
 
 
+async def test_a_planner_plans_batches_ahead_and_an_event_it_cannot_plan_is_dead_lettered(demo_service, kafka) -> None:
+    """Planned ahead, outside any transaction, a planner's failure must not escape the retry/halving/DLQ path:
+    the batch is planned again in its transaction, and only the event that cannot be planned is dead-lettered."""
+    events = [ev(f"q{i % 4}", i) for i in range(200)]
+    events[42] = ev("q2", 42, name=demo.UNPLANNABLE_NAME)
+    await kafka.publish(LIFECYCLE_TOPIC, events)
+    planner = demo.DemoPlanner()
+    async with demo_service(run_relay=False, planner=planner, consumer_batch_size=100,
+                            consumer_retry_backoff=0.01) as svc:
+        await eventually(lambda: _dlq(kafka, 1), timeout=60, message="the unplannable event dead-lettered")
+        await eventually(lambda: _has(svc, 199))
+        assert sorted(await applied_ids(svc)) == sorted(e.id for i, e in enumerate(events) if i != 42)
+        assert [CloudEvent.from_bytes(r.value).id for r in await _dlq(kafka, 1)] == [events[42].id]
+        assert svc.ctx.consumers[0].stats["restarts"] == 0
+    # Batches without the bad event were written with the plan made while they were decoded; the one with it
+    # was planned again in its transaction (and then by halves).
+    ahead = [len(p.events) for p in planner.applied_plans if p.ahead]
+    inside = [len(p.events) for p in planner.applied_plans if not p.ahead]
+    assert ahead and inside and sum(ahead) + sum(inside) == 199, (ahead, inside)
+
+
 async def test_a_revocation_waits_until_the_batches_in_hand_are_applied_and_nothing_is_skipped(
         demo_service, kafka) -> None:
     events = [ev(f"r{i % 40}", i) for i in range(400)]

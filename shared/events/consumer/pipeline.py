@@ -367,7 +367,7 @@ class EventConsumer:
         decoded = _Decoded([], [])
         decode, deliveries = self.decode, decoded.deliveries
         append = deliveries.append
-        plan = decoded.plan = self.planner.plan() if self.planner is not None and not self.dedup else None
+        plan = self.planner.plan() if self.planner is not None and not self.dedup else None
         for tp, records in batch.items():
             logical = tp.topic.removeprefix(self.topic_prefix)
             for i in range(0, len(records), CHUNK):
@@ -385,11 +385,26 @@ class EventConsumer:
                         continue
                     append(Delivery(rec, logical, event, tp))
                 if plan is not None:
-                    plan.add([d.event for d in deliveries[first:]])
+                    plan = self._plan_ahead(plan, [d.event for d in deliveries[first:]])
                 await asyncio.sleep(0)
         if plan is not None:
-            plan.complete()
+            plan = self._plan_ahead(plan, None)
+        decoded.plan = plan
         return decoded
+
+    def _plan_ahead(self, plan: BatchPlan, events: list[Any] | None) -> BatchPlan | None:
+        """``plan.add(events)`` (``complete()`` when None), or None if the planner failed: the batch is then
+        planned in its transaction, where a failure is retried, halved and dead-lettered like any other."""
+        try:
+            if events is None:
+                plan.complete()
+            else:
+                plan.add(events)
+        except Exception:
+            log.warning("consumer %s: planning a batch ahead failed; planning it in its transaction",
+                        self.name, exc_info=True)
+            return None
+        return plan
 
     async def _apply_and_commit(self, batch: Batch, deliveries: list[Delivery], plan: BatchPlan | None) -> None:
         try:
