@@ -14,7 +14,8 @@ one transaction, what the service's storage has to do, with everything computed 
 
 SQLite runs through the stdlib ``sqlite3`` with the service's PRAGMAs (WAL, ``synchronous=NORMAL``,
 ``BEGIN IMMEDIATE``), PostgreSQL through ``asyncpg`` (one statement per table over arrays: ``unnest``).
-The tables are created here, on a fresh database, so the floor does not depend on the service's migrations.
+The tables are created here, on a fresh database, from the service's models (the DDL its migrations
+produce, as the migration drift tests check), without running the migrations.
 """
 
 from __future__ import annotations
@@ -34,53 +35,33 @@ from typing import Any
 
 import asyncpg
 import msgspec
-from sqlalchemy.engine import make_url
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Dialect, make_url
+from sqlalchemy.schema import CreateIndex, CreateTable
 
 from bench.cpu import Meter, Usage
 from bench.workload import Row
+from services.metrics.models import Base
 
 SEP = "\x1f"
 GROUP = "bench-floor"
 TOPIC = "postsales.usage"
 PARTITIONS = 4
 
-SQLITE_DDL = """
-CREATE TABLE usage_event_keys (key TEXT PRIMARY KEY, day DATE NOT NULL) WITHOUT ROWID;
-CREATE TABLE usage_segments (id INTEGER PRIMARY KEY AUTOINCREMENT, day DATE NOT NULL, event_count INTEGER NOT NULL,
-    offsets JSON, data BLOB NOT NULL, created_at DATETIME NOT NULL);
-CREATE INDEX ix_usage_segments_day ON usage_segments (day);
-CREATE TABLE usage_daily_users (account_id VARCHAR(200) NOT NULL, day DATE NOT NULL, user_id VARCHAR(200) NOT NULL,
-    PRIMARY KEY (account_id, day, user_id));
-CREATE TABLE usage_daily (account_id VARCHAR(200) NOT NULL, day DATE NOT NULL, events FLOAT NOT NULL,
-    event_count INTEGER NOT NULL, active_users INTEGER NOT NULL, last_at DATETIME NOT NULL,
-    PRIMARY KEY (account_id, day));
-CREATE TABLE usage_daily_types (account_id VARCHAR(200) NOT NULL, day DATE NOT NULL, type VARCHAR(200) NOT NULL,
-    events FLOAT NOT NULL, PRIMARY KEY (account_id, day, type));
-CREATE TABLE usage_daily_features (account_id VARCHAR(200) NOT NULL, day DATE NOT NULL, feature VARCHAR(200) NOT NULL,
-    events FLOAT NOT NULL, PRIMARY KEY (account_id, day, feature));
-CREATE TABLE consumer_offsets ("group" VARCHAR(300) NOT NULL, topic VARCHAR(300) NOT NULL, partition INTEGER NOT NULL,
-    next_offset BIGINT NOT NULL, PRIMARY KEY ("group", topic, partition));
-CREATE TABLE health_dirty (account_id VARCHAR(200) NOT NULL PRIMARY KEY, marked_at DATETIME NOT NULL);
-"""
+# The service's own tables (from its models, which the migration drift tests hold equal to its migrations).
+TABLES = ("usage_event_keys", "usage_segments", "usage_daily_users", "usage_daily", "usage_daily_types",
+          "usage_daily_features", "consumer_offsets", "health_dirty")
 
-PG_DDL = """
-CREATE TABLE usage_event_keys (key TEXT PRIMARY KEY, day DATE NOT NULL);
-CREATE TABLE usage_segments (id SERIAL PRIMARY KEY, day DATE NOT NULL, event_count INTEGER NOT NULL,
-    offsets JSON, data BYTEA NOT NULL, created_at TIMESTAMPTZ NOT NULL);
-CREATE INDEX ix_usage_segments_day ON usage_segments (day);
-CREATE TABLE usage_daily_users (account_id VARCHAR(200) NOT NULL, day DATE NOT NULL, user_id VARCHAR(200) NOT NULL,
-    PRIMARY KEY (account_id, day, user_id));
-CREATE TABLE usage_daily (account_id VARCHAR(200) NOT NULL, day DATE NOT NULL, events FLOAT NOT NULL,
-    event_count INTEGER NOT NULL, active_users INTEGER NOT NULL, last_at TIMESTAMPTZ NOT NULL,
-    PRIMARY KEY (account_id, day));
-CREATE TABLE usage_daily_types (account_id VARCHAR(200) NOT NULL, day DATE NOT NULL, type VARCHAR(200) NOT NULL,
-    events FLOAT NOT NULL, PRIMARY KEY (account_id, day, type));
-CREATE TABLE usage_daily_features (account_id VARCHAR(200) NOT NULL, day DATE NOT NULL, feature VARCHAR(200) NOT NULL,
-    events FLOAT NOT NULL, PRIMARY KEY (account_id, day, feature));
-CREATE TABLE consumer_offsets ("group" VARCHAR(300) NOT NULL, topic VARCHAR(300) NOT NULL, partition INTEGER NOT NULL,
-    next_offset BIGINT NOT NULL, PRIMARY KEY ("group", topic, partition));
-CREATE TABLE health_dirty (account_id VARCHAR(200) NOT NULL PRIMARY KEY, marked_at TIMESTAMPTZ NOT NULL);
-"""
+
+def ddl(dialect: Dialect) -> list[str]:
+    """CREATE TABLE / INDEX statements of ``TABLES`` on ``dialect``."""
+    out: list[str] = []
+    for name in TABLES:
+        table = Base.metadata.tables[name]
+        out.append(str(CreateTable(table).compile(dialect=dialect)))
+        out += [str(CreateIndex(index).compile(dialect=dialect)) for index in table.indexes]
+    return out
+
 
 _UTC0 = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
@@ -184,7 +165,8 @@ def sqlite_connect(path: Path) -> sqlite3.Connection:
 def sqlite_floor(path: Path, txs: Sequence[Tx]) -> tuple[float, Usage]:
     """Run the transactions on a fresh SQLite file; returns the seconds and the CPU taken."""
     conn = sqlite_connect(path)
-    conn.executescript(SQLITE_DDL)
+    for statement in ddl(sqlite.dialect()):
+        conn.execute(statement)
     cur = conn.cursor()
     now = _ts(dt.datetime.now(dt.UTC))
     prepared = [(
@@ -261,7 +243,8 @@ async def pg_floor(url: str, txs: Sequence[Tx]) -> tuple[float, Usage]:
     """Run the transactions on the (empty) PostgreSQL database at ``url``; returns the seconds and CPU taken."""
     conn = await asyncpg.connect(**pg_params(url))
     try:
-        await conn.execute(PG_DDL)
+        for statement in ddl(postgresql.dialect()):
+            await conn.execute(statement)
         now = dt.datetime.now(dt.UTC)
         prepared = [(
             _cols(tx.keys), _cols([(d, n, o, data, now) for d, n, o, data in tx.segments]), _cols(tx.users),
