@@ -129,9 +129,7 @@ def _sqlite_batch(db: sqlite3.Connection, plan: Plan, users: list[tuple[str, int
     new = _insert_new(db, cur, "INSERT INTO usage_event_keys (key, day)", 2, keys, key_rows, "key")
     if new is not None and not new:
         return []
-    if new is None:
-        plan.take(None)  # as planned: the users were found before the call
-    else:
+    if new is not None:  # some were not new: only the others are written, and their users found again
         plan.take({k for (k,) in new})
         users = plan.user_candidates()
 
