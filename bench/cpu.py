@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,21 +51,26 @@ class Usage:
 
 
 class Meter:
-    """Snapshot, then :meth:`stop` for the CPU used since: this process, the broker, PostgreSQL's processes.
+    """Snapshot, then :meth:`stop` for the CPU used since: this process (with the service's ``helpers``,
+    e.g. a consumer's worker process), the broker, PostgreSQL's processes.
 
     PostgreSQL backends that exit during the measurement take their CPU with them (the bench's pools
     keep theirs open until after it ends); processes that start during it count from zero.
     """
 
-    def __init__(self, broker_pid: int | None, *, postgres: bool) -> None:
+    def __init__(self, broker_pid: int | None, *, postgres: bool, helpers: Sequence[int] = ()) -> None:
         self.broker_pid = broker_pid
         self.postgres = postgres
-        self.service0 = cpu_seconds()
+        self.helpers = list(helpers)
+        self.service0 = self._service()
         self.broker0 = cpu_seconds(broker_pid) if broker_pid else 0.0
         self.pg0 = postgres_processes() if postgres else {}
 
+    def _service(self) -> float:
+        return cpu_seconds() + sum(cpu_seconds(pid) for pid in self.helpers)
+
     def stop(self) -> Usage:
-        service = cpu_seconds() - self.service0
+        service = self._service() - self.service0
         broker = cpu_seconds(self.broker_pid) - self.broker0 if self.broker_pid else None
         database = None
         if self.postgres:

@@ -28,10 +28,13 @@ def consumer_specs(ctx: ServiceContext[Settings]) -> list[ConsumerSpec]:
         # written at driver level. The handler inserts the events' source + id keys ON CONFLICT DO NOTHING
         # and counts only the new ones: idempotent by itself, so the foundation's processed_events
         # bookkeeping is skipped. Its offsets live in the database, committed with each batch's effects
-        # (and recorded on the batch's raw segments).
+        # (and recorded on the batch's raw segments). Large batches are decoded and planned in a worker
+        # process while the batch before is in the database.
         ConsumerSpec(name="metrics-usage", topics=[USAGE_TOPIC], batch_handler=UsageHandler(), dedup=False,
                      decode=UsageDecoder(bounds), batch_size=ctx.settings.usage_batch_events,
                      batch_wait=ctx.settings.usage_batch_wait_ms / 1000,
+                     plan_in_worker=ctx.settings.usage_plan_worker,
+                     worker_min_batch=ctx.settings.usage_plan_worker_min_batch,
                      offsets=lambda group: SegmentOffsets(consumer_offsets, ctx.session_factory, group)),
         ConsumerSpec(name="metrics-feedback", topics=[FEEDBACK_TOPIC], handler=feedback),
         ConsumerSpec(name="metrics-facts", topics=[LIFECYCLE_TOPIC, HANDOFF_TOPIC], handler=apply_fact),

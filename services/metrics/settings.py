@@ -41,6 +41,14 @@ class Settings(ServiceSettings):
     usage_batch_wait_ms: float = Field(
         default=200, ge=0, le=10_000,
         description="Milliseconds the usage consumer waits for a batch to fill up before applying it.")
+    usage_plan_worker: bool = Field(
+        default=True,
+        description="Decode and plan large usage batches in a worker process beside the service's own: the "
+                    "consumer's Python work then runs on two cores. Off: everything in the service's process.")
+    usage_plan_worker_min_batch: int = Field(
+        default=1000, ge=1, le=100_000,
+        description="Smallest usage batch (events) sent to the worker process; smaller ones are planned in the "
+                    "service, where the round trip would cost more than it saves.")
     risk_band_high: float = Field(default=0.5, gt=0, le=1, description="Churn probability from which the band is high.")
     risk_band_medium: float = Field(default=0.2, gt=0, le=1, description="Churn probability from which it is medium.")
     risk_snapshot_days: int = Field(default=7, ge=1, le=90, description="Days between training snapshots.")

@@ -44,6 +44,11 @@ class ConsumerSpec:
     # Where progress is kept, built from the group id (the topic prefix + ``name``); default: the group's
     # Kafka commits. E.g. ``lambda group: DatabaseOffsets(table, ctx.session_factory, group)``.
     offsets: Callable[[str], OffsetStore] | None = None
+    # Decode and plan batches of at least ``worker_min_batch`` messages in a worker process (a
+    # RemotePlanner batch handler with dedup=False): the event loop's process then keeps one core for
+    # fetching and the transaction.
+    plan_in_worker: bool = False
+    worker_min_batch: int = 1000
 
 
 @dataclass

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import os
 import random
+import signal
 from collections import defaultdict
 from typing import Any
 
+import pytest
 from sqlalchemy import func, select
 
 from services.metrics.models import UsageDaily, UsageDailyFeature, UsageDailyType, UsageDailyUser, UsageEventKey
@@ -41,8 +45,9 @@ async def _count(svc: RunningService) -> int:
         return int((await s.execute(select(func.count()).select_from(UsageEventKey))).scalar_one())
 
 
+@pytest.mark.parametrize("planned", ["in the service", "in the worker process"])
 async def test_10k_events_with_duplicates_late_and_poison_give_exact_rollups(
-        service: Any, kafka: KafkaProbe) -> None:
+        service: Any, kafka: KafkaProbe, planned: str) -> None:
     rng = random.Random(7)
     accounts = [f"acct-{i}" for i in range(20)]
     unique = []
@@ -73,7 +78,15 @@ async def test_10k_events_with_duplicates_late_and_poison_give_exact_rollups(
     assert len(unique + late) == 9000
     assert len([m for m in stream if not isinstance(m, bytes)]) == 10_000 + 1  # + one invalid
 
-    async with service("metrics", health_interval=0.2, max_event_age="36500d") as svc:  # a fixed calendar
+    worker = planned == "in the worker process"
+    async with service("metrics", health_interval=0.2, max_event_age="36500d",  # a fixed calendar
+                       usage_plan_worker=worker, usage_plan_worker_min_batch=1) as svc:
+        consumer = next(c for c in svc.ctx.consumers if c.name == "metrics-usage")
+        if worker:
+            assert consumer.worker is not None
+            await eventually(lambda: _up(consumer), timeout=60, message="the worker process is up")
+        else:
+            assert consumer.worker is None
         await kafka.publish(USAGE_TOPIC, stream)
         valid = unique + late
         await eventually(lambda: _count_is(svc, len(valid)), timeout=90, interval=0.5,
@@ -122,10 +135,38 @@ async def test_10k_events_with_duplicates_late_and_poison_give_exact_rollups(
         await kafka.publish(USAGE_TOPIC, unique[:500] + late[:10])
         await eventually(lambda: _consumed(svc, 10_000 + 510), timeout=30, message="replay consumed")
         assert await rows(svc, UsageDaily) == snapshot[0]
+        if worker:
+            assert consumer.worker is not None and consumer.worker.planned > 0
+            # A worker that dies is replaced; meanwhile, and after, nothing is lost or counted twice.
+            pid = consumer.worker.pid
+            assert pid is not None
+            os.kill(pid, signal.SIGKILL)
+            more = [make_event("usage.login", "acct-0", {"user_id": f"after{i}"}, id=f"after{i}",
+                               source="/product/web", time=DAY0) for i in range(30)]
+            for part in (more[:10] + unique[600:700], more[10:20], more[20:]):
+                await kafka.publish(USAGE_TOPIC, part)
+                await asyncio.sleep(0.3)
+            await eventually(lambda: _count_is(svc, len(valid) + 30), timeout=60, message="events after the kill")
+            await eventually(lambda: _up(consumer, not_pid=pid), timeout=60, message="a new worker process")
+            last = [make_event("usage.login", "acct-0", {"user_id": "last"}, id="last", source="/product/web",
+                               time=DAY0)]
+            planned_before = consumer.worker.planned
+            await kafka.publish(USAGE_TOPIC, last + unique[:5])
+            await eventually(lambda: _count_is(svc, len(valid) + 31), timeout=30, message="the last event")
+            assert consumer.worker.planned > planned_before
+            r = await svc.client.post("/v1/recompute", json={"from": "2026-11-01", "to": "2026-11-30"})
+            assert r.status_code == 200, r.text
+            assert r.json()["raw_events"] == len(valid) + 31
+            daily = {(a, d): n for a, d, _, n, *_ in await rows(svc, UsageDaily)}
+            assert daily[("acct-0", DAY0.date())] == expected[("acct-0", DAY0.date())]["event_count"] + 31
 
 
 async def _count_is(svc: RunningService, n: int) -> bool:
     return await _count(svc) == n
+
+
+async def _up(consumer: Any, not_pid: int | None = None) -> bool:
+    return consumer.worker.pid not in (None, not_pid)
 
 
 async def _consumed(svc: RunningService, n: int) -> bool:

@@ -49,8 +49,12 @@ def encode(rows: Sequence[Row]) -> bytes:
     return compress(pack(rows))
 
 
+def unpack(packed: bytes) -> list[tuple[str, str, str, str, str, str | None, float, int]]:
+    return _decoder.decode(packed)
+
+
 def decode(data: bytes) -> list[tuple[str, str, str, str, str, str | None, float, int]]:
-    return _decoder.decode(zlib.decompress(data))
+    return unpack(zlib.decompress(data))
 
 
 def key_of(source: str, event_id: str) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from aiokafka import TopicPartition
@@ -87,6 +87,10 @@ class Plan:
     back between them: ``take`` once the database said which keys are new (only when some were not is
     anything rebuilt), ``daily`` once it said which users are new. A plan can be written again
     (a retried transaction): ``take`` always starts from every event of the plan.
+
+    A plan made in the consumer's worker process travels as ``export()``: the keys, their days and
+    what ``complete`` derived, without the rows, which are in the packed segments should ``take``
+    need them.
     """
 
     def __init__(self, today: int, users: ActiveUsers | None) -> None:
@@ -96,10 +100,26 @@ class Plan:
         self.days: list[int] = []  # parallel to ``rows``
         self._all = self.selected = _Selection({}, seg.Aggregate())
         self.candidates: list[tuple[str, int, str]] = []
+        self._keys: list[str] | None = None  # an adopted plan's (it has no ``rows``)
+
+    def export(self) -> Exported:
+        """After ``complete``: what writing the plan needs, for ``Plan.adopted`` in another process."""
+        a = self._all
+        return (self.today, list(self.rows), self.days, a.users(), [(x, d, c[:3]) for x, d, c in a.cells()],
+                a.breakdowns(), a.packed(), a.accounts())
+
+    @classmethod
+    def adopted(cls, exported: Exported, users: ActiveUsers | None) -> Plan:
+        """The plan another process made and exported, with this process's cache of active users."""
+        today, keys, days, active, cells, breakdowns, packed, accounts = exported
+        plan = cls(today, users)
+        plan._keys, plan.days = keys, days
+        plan._all = plan.selected = _Selection.made(active, cells, breakdowns, packed, accounts)
+        return plan
 
     def add(self, events: Sequence[UsageEnvelope]) -> None:
         """Take in the next events of the batch (a repeated key is dropped)."""
-        rows, days, by_day, agg = self.rows, self.days, self._all.by_day, self._all.agg
+        rows, days, by_day, agg = self.rows, self.days, self._all.rows_by_day(), self._all.agg
         epoch, us_unit, day_us, sep = seg.EPOCH, seg.US, seg.DAY_US, seg.KEY_SEP
         last_day, group, cells = -1, [], {}
         # ``Aggregate.add`` inlined: the same additions in the same order, so recompute, which replays
@@ -145,25 +165,23 @@ class Plan:
 
     def keys(self, *, ordered: bool) -> tuple[list[str], list[int]]:
         """Keys and day numbers of every distinct event; in key order when ``ordered`` (concurrent writers)."""
+        keys = list(self.rows) if self._keys is None else self._keys
         if not ordered:
-            return list(self.rows), self.days
-        pairs = sorted(zip(self.rows, self.days, strict=True))
+            return keys, self.days
+        pairs = sorted(zip(keys, self.days, strict=True))
         return [k for k, _ in pairs], [d for _, d in pairs]
 
     def take(self, new: set[str] | None) -> None:
         """Write only the events whose keys were new (``None``: all were; a redelivery or a replay had
         some already)."""
-        if new is None or len(new) == len(self.rows):
+        if new is None or len(new) == len(self.days):
             self.selected = self._all  # all new: the plan as built
             return
         by_day: dict[int, list[seg.Row]] = {}
-        for (key, row), day in zip(self.rows.items(), self.days, strict=True):
-            if key in new:
-                group = by_day.get(day)
-                if group is None:
-                    by_day[day] = [row]
-                else:
-                    group.append(row)
+        for day, rows in self._all.rows_by_day().items():  # in arrival order within a day, as segments keep them
+            kept = [r for r in rows if seg.key_of(r[seg.SOURCE], r[seg.ID]) in new]
+            if kept:
+                by_day[day] = kept
         agg = seg.Aggregate()
         for day, group in by_day.items():
             agg.add(day, group)
@@ -198,21 +216,47 @@ class Plan:
 
     @property
     def accounts(self) -> set[str]:
-        return self.selected.agg.accounts()
+        return self.selected.accounts()
+
+
+Breakdowns = tuple[list[tuple[str, int, str, float]], list[tuple[str, int, str, float]]]
+# (today, keys, their days, users, (account, day, [events, count, last us]) cells, breakdowns, segments, accounts)
+Exported = tuple[int, list[str], list[int], set[tuple[str, int, str]], list[tuple[str, int, list[Any]]], Breakdowns,
+                 list[tuple[int, int, bytes]], set[str]]
 
 
 class _Selection:
     """The rows and aggregate of the events a plan writes, and what is derived from them (once)."""
 
-    def __init__(self, by_day: dict[int, list[seg.Row]], agg: seg.Aggregate) -> None:
-        self.by_day, self.agg = by_day, agg
+    def __init__(self, by_day: dict[int, list[seg.Row]] | None, agg: seg.Aggregate) -> None:
+        self.by_day, self.agg = by_day, agg  # by_day None: an adopted plan's, read from the segments on demand
         self.clear()
+
+    @classmethod
+    def made(cls, users: set[tuple[str, int, str]], cells: list[tuple[str, int, list[Any]]], breakdowns: Breakdowns,
+             packed: list[tuple[int, int, bytes]], accounts: set[str]) -> _Selection:
+        """A selection derived elsewhere (no rows, no aggregate: only what writing it reads)."""
+        made = cls(None, seg.Aggregate())
+        made._users, made._cells, made._breakdowns, made._packed = users, cells, breakdowns, packed
+        made._accounts = accounts
+        return made
 
     def clear(self) -> None:
         self._users: set[tuple[str, int, str]] | None = None
         self._cells: list[tuple[str, int, list[Any]]] | None = None
-        self._breakdowns: tuple[list[tuple[str, int, str, float]], list[tuple[str, int, str, float]]] | None = None
+        self._breakdowns: Breakdowns | None = None
         self._packed: list[tuple[int, int, bytes]] | None = None
+        self._accounts: set[str] | None = None
+
+    def rows_by_day(self) -> dict[int, list[seg.Row]]:
+        if self.by_day is None:
+            self.by_day = {day: list(seg.unpack(packed)) for day, _, packed in self.packed()}
+        return self.by_day
+
+    def accounts(self) -> set[str]:
+        if self._accounts is None:
+            self._accounts = self.agg.accounts()
+        return self._accounts
 
     def complete(self) -> None:
         self.users()
@@ -229,7 +273,7 @@ class _Selection:
             self._cells = self.agg.cells()
         return self._cells
 
-    def breakdowns(self) -> tuple[list[tuple[str, int, str, float]], list[tuple[str, int, str, float]]]:
+    def breakdowns(self) -> Breakdowns:
         if self._breakdowns is None:
             types: list[tuple[str, int, str, float]] = []
             features: list[tuple[str, int, str, float]] = []
@@ -241,7 +285,7 @@ class _Selection:
 
     def packed(self) -> list[tuple[int, int, bytes]]:
         if self._packed is None:
-            self._packed = [(day, len(rows), seg.pack(rows)) for day, rows in sorted(self.by_day.items())]
+            self._packed = [(day, len(rows), seg.pack(rows)) for day, rows in sorted(self.rows_by_day().items())]
         return self._packed
 
 
@@ -259,7 +303,7 @@ async def write_plan(session: AsyncSession, plan: Plan) -> None:
     Inserting the events' keys decides what is new; only those events are kept (one segment per day)
     and added to the rollups with one statement per table, at driver level.
     """
-    if not plan.rows:
+    if not plan.days:
         return
     if is_sqlite(session):
         ids = await repo.write_sqlite(session, plan)
@@ -274,6 +318,11 @@ async def write_plan(session: AsyncSession, plan: Plan) -> None:
         plan.cache.after_commit(session, plan.candidates, plan.today)  # the others are known already
 
 
+def worker_plan() -> Plan:
+    """A plan made in the consumer's worker process (which has no cache of active users)."""
+    return Plan(seg.day_number(utcnow().date()), None)
+
+
 class UsageHandler:
     """The usage consumer's batch handler (a ``BatchPlanner``), with its cache of active users (one per
     service instance)."""
@@ -283,6 +332,12 @@ class UsageHandler:
 
     def plan(self) -> Plan:
         return Plan(seg.day_number(utcnow().date()), self.users)
+
+    def remote(self) -> Callable[[], Plan]:
+        return worker_plan
+
+    def adopt(self, exported: Exported) -> Plan:
+        return Plan.adopted(exported, self.users)
 
     async def apply(self, session: AsyncSession, plan: Plan) -> None:
         await write_plan(session, plan)

@@ -15,10 +15,11 @@ locked, see :mod:`.retry`) is waited out instead, with no DLQ and no offset movi
 
 Batches are pipelined: while one batch is in the database, the next is fetched and decoded (and planned,
 for a :class:`~.base.BatchPlanner`), a chunk at a time so that the batch in the database is not kept
-waiting. Every fetched batch is applied, one at a time and in fetch order, and its offsets are committed
-only after its own transaction. None is ever skipped, not even across a rebalance: the fetch positions are already
-past it, so a later commit would pass over it. A revocation therefore waits until the batches in hand
-are applied and committed.
+waiting; a :class:`~.base.RemotePlanner` can have large batches decoded and planned in a worker process
+instead (:mod:`.worker`). Every fetched batch is applied, one at a time and in fetch order, and its
+offsets are committed only after its own transaction. None is ever skipped, not even across a
+rebalance: the fetch positions are already past it, so a later commit would pass over it. A
+revocation therefore waits until the batches in hand are applied and committed.
 
 Nothing stalls in silence: a DLQ publish is bounded (timeout, attempts) and while the DLQ refuses a
 message its partition is held before it, ``readiness()`` says so and ``dlq_publish_failures_total``
@@ -29,7 +30,8 @@ counts; a partition with lag that makes no progress for ``stuck_after`` seconds 
 Modules: :mod:`.base` (handler types, ``PermanentError``), :mod:`.pipeline` (the loop),
 :mod:`.retry` (retry policy, error classification), :mod:`.dedup` (``processed_events``),
 :mod:`.dlq` (the DLQ publisher), :mod:`.offsets` (where progress is kept: the seam for offsets stored
-in the database), :mod:`.progress` (the stuck-partition rule), :mod:`.health` (readiness and gauges).
+in the database), :mod:`.worker` (decoding and planning in a worker process), :mod:`.progress` (the
+stuck-partition rule), :mod:`.health` (readiness and gauges).
 """
 
 from shared.events.consumer.base import (
@@ -39,7 +41,9 @@ from shared.events.consumer.base import (
     Decoder,
     Delivery,
     EventHandler,
+    ExportablePlan,
     PermanentError,
+    RemotePlanner,
     decode_cloudevent,
 )
 from shared.events.consumer.dlq import DeadLetterPublisher, DeadLetterUnavailable
@@ -50,6 +54,7 @@ from shared.events.consumer.retry import RetryPolicy, is_infrastructure_error
 __all__ = [
     "BatchHandler", "BatchPlan", "BatchPlanner", "DatabaseOffsets", "DeadLetterPublisher", "DeadLetterUnavailable",
     "Decoder", "Delivery",
-    "EventConsumer", "EventHandler", "KafkaOffsets", "OffsetStore", "PermanentError", "RetryPolicy",
+    "EventConsumer", "EventHandler", "ExportablePlan", "KafkaOffsets", "OffsetStore", "PermanentError",
+    "RemotePlanner", "RetryPolicy",
     "consumer_offsets_table", "decode_cloudevent", "is_infrastructure_error",
 ]

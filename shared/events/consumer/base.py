@@ -9,7 +9,7 @@ from typing import Any, Protocol, runtime_checkable
 from aiokafka import ConsumerRecord, TopicPartition
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.events.envelope import CloudEvent, Envelope
+from shared.events.envelope import CloudEvent, Envelope, InvalidEvent
 from shared.events.registry import validate_event
 
 EventHandler = Callable[[AsyncSession, CloudEvent], Awaitable[None]]
@@ -44,6 +44,24 @@ class BatchPlanner(Protocol):
     async def apply(self, session: AsyncSession, plan: Any) -> None: ...
 
     async def __call__(self, session: AsyncSession, events: Sequence[Any]) -> None: ...
+
+
+class ExportablePlan(BatchPlan, Protocol):
+    def export(self) -> Any:
+        """After ``complete``: what the plan's transaction needs, picklable (sent from a worker process)."""
+
+
+@runtime_checkable
+class RemotePlanner(BatchPlanner, Protocol):
+    """A planner whose batches can be decoded and planned in a worker process (``plan_in_worker``).
+
+    ``remote()`` gives a picklable callable (a module-level function) that makes a new plan in the
+    worker, with no state of the consumer's process; the consumer ``adopt`` s the plan's export.
+    """
+
+    def remote(self) -> Callable[[], ExportablePlan]: ...
+
+    def adopt(self, exported: Any) -> BatchPlan: ...
 # (message value, logical topic) -> event. It raises InvalidEvent for a message that can never be handled;
 # any other error it raises is dead-lettered the same way (a decoder bug must not stall the partition).
 Decoder = Callable[[bytes | None, str], Envelope]
@@ -56,16 +74,27 @@ def decode_cloudevent(raw: bytes | None, topic: str) -> CloudEvent:
     return event
 
 
+def rejection(exc: Exception) -> str:
+    """Why a message the decoder raised on goes to the DLQ."""
+    if isinstance(exc, InvalidEvent):
+        return f"invalid event: {exc}"
+    return f"decoder failed: {type(exc).__name__}: {exc}"
+
+
 class PermanentError(Exception):
     """Raised by a handler for an event that can never succeed: it goes to the DLQ without retries."""
 
 
 @dataclass(slots=True)
 class Delivery:
-    """A message read from Kafka together with its parsed event (read-only; not frozen, because a frozen
-    dataclass costs three times as much to build, once per consumed message)."""
+    """A message read from Kafka together with its parsed event (not frozen, because a frozen dataclass
+    costs three times as much to build, once per consumed message).
+
+    ``event`` is None for a batch planned in a worker process until the consumer needs it (to plan the
+    halves of a failing batch again); it is then decoded once.
+    """
 
     record: ConsumerRecord
     topic: str  # the logical topic (without the deployment prefix)
-    event: Envelope
+    event: Envelope | None
     partition: TopicPartition  # the record's, shared by every delivery of the partition in a batch

@@ -39,7 +39,9 @@ from shared.events.consumer.base import (
     Delivery,
     EventHandler,
     PermanentError,
+    RemotePlanner,
     decode_cloudevent,
+    rejection,
 )
 from shared.events.consumer.dedup import ProcessedEvents
 from shared.events.consumer.dlq import DeadLetterPublisher, DeadLetterUnavailable
@@ -48,6 +50,7 @@ from shared.events.consumer.failpoints import reach as _failpoint
 from shared.events.consumer.health import ConsumerHealth
 from shared.events.consumer.offsets import KafkaOffsets, OffsetStore
 from shared.events.consumer.retry import RetryPolicy, is_infrastructure_error
+from shared.events.consumer.worker import PlanningWorker
 from shared.events.envelope import CloudEvent, InvalidEvent
 from shared.events.kafka import start_with_retry
 from shared.observability import Metrics, reset_event_id, set_event_id
@@ -94,7 +97,9 @@ class EventConsumer:
     its messages its own (faster) way. ``offsets`` is where progress is kept (the group's committed
     offsets by default). ``stuck_after`` is how long a partition with lag may go without progress
     before readiness reports it; ``dlq_timeout`` / ``dlq_attempts`` bound one DLQ publish and
-    ``dlq_pause`` is the wait before a message the DLQ refused is read again.
+    ``dlq_pause`` is the wait before a message the DLQ refused is read again. ``plan_in_worker``: decode
+    and plan batches of at least ``worker_min_batch`` messages in a worker process (a
+    :class:`~.base.RemotePlanner` batch handler without dedup; see :mod:`.worker`).
     """
 
     def __init__(
@@ -122,6 +127,8 @@ class EventConsumer:
         dlq_timeout: float = 10.0,
         dlq_attempts: int = 3,
         dlq_pause: float = 5.0,
+        plan_in_worker: bool = False,
+        worker_min_batch: int = 1000,
     ) -> None:
         if (handler is None) == (batch_handler is None):
             raise ValueError("give exactly one of handler or batch_handler")
@@ -135,6 +142,12 @@ class EventConsumer:
         self.handler = handler
         self.batch_handler = batch_handler
         self.planner = batch_handler if isinstance(batch_handler, BatchPlanner) else None
+        self.worker: PlanningWorker | None = None
+        if plan_in_worker:
+            if not isinstance(batch_handler, RemotePlanner) or dedup:
+                raise ValueError("plan_in_worker needs a RemotePlanner batch handler and dedup=False")
+            self.worker = PlanningWorker(name, decode or decode_cloudevent, batch_handler.remote(),
+                                         min_batch=worker_min_batch)
         self.retry = RetryPolicy(max_retries=max_retries, backoff=retry_backoff)
         self.dlq = DeadLetterPublisher(dlq_producer, consumer=name, metrics=metrics, timeout=dlq_timeout,
                                        attempts=dlq_attempts)
@@ -215,9 +228,13 @@ class EventConsumer:
         from the committed offsets, so nothing is skipped and the partitions do not sit unread.
         """
         watch = asyncio.create_task(self.health.watch(lambda: self.kafka), name=f"{self.name}:watch")
+        if self.worker is not None:
+            self.worker.start()
         try:
             await self._run()
         finally:
+            if self.worker is not None:
+                self.worker.close()
             watch.cancel()
             with contextlib.suppress(BaseException):
                 await watch
@@ -364,6 +381,10 @@ class EventConsumer:
     async def _decode(self, batch: Batch) -> _Decoded:
         """The batch's events, and the messages that can never be handled (for the DLQ); planned as they
         are decoded when the handler is a planner and the consumer has no dedup of its own."""
+        if self.worker is not None and self.worker.wants(sum(len(r) for r in batch.values())):
+            in_worker = await self._decode_in_worker(batch)
+            if in_worker is not None:
+                return in_worker
         decoded = _Decoded([], [])
         decode, deliveries = self.decode, decoded.deliveries
         append = deliveries.append
@@ -376,12 +397,12 @@ class EventConsumer:
                     try:
                         event = decode(rec.value, logical)
                     except InvalidEvent as exc:
-                        decoded.rejected.append((rec, f"invalid event: {exc}"))
+                        decoded.rejected.append((rec, rejection(exc)))
                         continue
                     except Exception as exc:  # a decoder bug on one message: dead-letter it, go on
                         log.exception("consumer %s: decoder failed on %s[%d]@%d", self.name, rec.topic,
                                       rec.partition, rec.offset)
-                        decoded.rejected.append((rec, f"decoder failed: {type(exc).__name__}: {exc}"))
+                        decoded.rejected.append((rec, rejection(exc)))
                         continue
                     append(Delivery(rec, logical, event, tp))
                 if plan is not None:
@@ -391,6 +412,39 @@ class EventConsumer:
             plan = self._plan_ahead(plan, None)
         decoded.plan = plan
         return decoded
+
+    async def _decode_in_worker(self, batch: Batch) -> _Decoded | None:
+        """The batch decoded and planned by the worker process; None if that failed (the caller then does
+        it here: a planner error is retried, halved and dead-lettered in the transaction as usual)."""
+        assert self.worker is not None and isinstance(self.planner, RemotePlanner)
+        parts = [(tp.topic.removeprefix(self.topic_prefix), [rec.value for rec in records])
+                 for tp, records in batch.items()]
+        try:
+            exported, rejected = await self.worker.plan(parts)
+            plan = self.planner.adopt(exported)
+        except Exception:
+            log.warning("consumer %s: the worker process failed to plan a batch; planning it here",
+                        self.name, exc_info=True)
+            return None
+        decoded = _Decoded([], [], plan)
+        append = decoded.deliveries.append
+        refused = {(p, i): reason for p, i, reason in rejected}
+        for p, (tp, records) in enumerate(batch.items()):
+            logical = parts[p][0]
+            for i, rec in enumerate(records):
+                if refused and (p, i) in refused:
+                    decoded.rejected.append((rec, refused[p, i]))
+                else:
+                    append(Delivery(rec, logical, None, tp))
+        return decoded
+
+    def _events(self, deliveries: Sequence[Delivery]) -> list[Any]:
+        """The deliveries' events, decoding those planned in the worker process (needed again only for
+        the halves of a failing batch)."""
+        for d in deliveries:
+            if d.event is None:
+                d.event = self.decode(d.record.value, d.topic)
+        return [d.event for d in deliveries]
 
     def _plan_ahead(self, plan: BatchPlan, events: list[Any] | None) -> BatchPlan | None:
         """``plan.add(events)`` (``complete()`` when None), or None if the planner failed: the batch is then
@@ -493,8 +547,8 @@ class EventConsumer:
         if self.dedup:  # a redelivery inside one batch is applied once (a batch handler without dedup sees all)
             seen: set[tuple[str, str]] = set()
             unique: list[Delivery] = []
-            for d in deliveries:
-                if (key := d.event.dedup_key) not in seen:
+            for d, ev in zip(deliveries, self._events(deliveries), strict=True):
+                if (key := ev.dedup_key) not in seen:
                     seen.add(key)
                     unique.append(d)
         else:
@@ -503,22 +557,23 @@ class EventConsumer:
             if _FAILPOINTS:
                 _failpoint(self.name, "before_write", reached)
             if self.dedup:
-                new_keys = await self.processed.record_new(session, [d.event for d in unique])
-                fresh = [d for d in unique if d.event.dedup_key in new_keys]
+                events = self._events(unique)
+                new_keys = await self.processed.record_new(session, events)
+                fresh = [d for d, ev in zip(unique, events, strict=True) if ev.dedup_key in new_keys]
             else:
                 fresh = unique
             if fresh:
                 if self.planner is not None:
                     if plan is None or fresh is not deliveries:
                         plan = self.planner.plan()
-                        plan.add([d.event for d in fresh])
+                        plan.add(self._events(fresh))
                         plan.complete()
                     await self.planner.apply(session, plan)
                 elif self.batch_handler is not None:
-                    await self.batch_handler(session, [d.event for d in fresh])
+                    await self.batch_handler(session, self._events(fresh))
                 else:
                     assert self.handler is not None
-                    for ev in cast(list[CloudEvent], [d.event for d in fresh]):
+                    for ev in cast(list[CloudEvent], self._events(fresh)):
                         token = set_event_id(ev.id)
                         try:
                             with consuming(ev, self.name):

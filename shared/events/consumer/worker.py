@@ -1,0 +1,132 @@
+"""Decoding and planning batches in a worker process, beside the event loop.
+
+A Python process runs one thread of Python at a time. A consumer that decodes and plans ~10k events a
+batch while the batch before it is in the database therefore takes turns with its own database
+thread: the event loop's decoding, aiokafka's parsing and the driver's statements share one core
+while the second one idles. A :class:`~shared.events.consumer.base.RemotePlanner` can have the
+decoding and planning done in a worker process instead: the consumer sends the raw messages (bytes)
+and gets back ``plan.export()``, which holds what the transaction needs (a few objects per event,
+not the events), and ``adopt`` turns that into the plan it writes.
+
+One worker per consumer, started with the consumer (spawned: the event loop's process has threads,
+which a fork would copy mid-flight; it is up a second or two later, once it has imported the
+service's code). Only batches of at least ``min_batch`` messages go to it: for smaller ones the round
+trip would cost more than it saves. Until the worker is up, and whenever it fails (a planner error, a
+killed process), batches are decoded and planned in the consumer as before; a dead worker is started
+again on the next large batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import multiprocessing
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from shared.events.consumer.base import Decoder, ExportablePlan, rejection
+
+log = logging.getLogger("postsales.consumer")
+
+# Per logical topic, the raw message values of a batch, in order: what the worker gets.
+Parts = Sequence[tuple[str, Sequence[bytes | None]]]
+# (part, index within the part, reason) of each message that can never be handled.
+Rejected = list[tuple[int, int, str]]
+
+
+def plan_parts(decode: Decoder, new_plan: Callable[[], ExportablePlan], parts: Parts) -> tuple[Any, Rejected]:
+    """Decode and plan a batch (in the worker): the plan's export and the messages to dead-letter."""
+    plan = new_plan()
+    rejected: Rejected = []
+    events: list[Any] = []
+    append = events.append
+    for p, (topic, values) in enumerate(parts):
+        for i, raw in enumerate(values):
+            try:
+                append(decode(raw, topic))
+            except Exception as exc:
+                rejected.append((p, i, rejection(exc)))
+    plan.add(events)
+    plan.complete()
+    return plan.export(), rejected
+
+
+def _ready() -> int:
+    return os.getpid()
+
+
+def _follow(parent: int) -> None:
+    """Run in the worker at start: exit when the consumer's process is gone (a SIGKILL leaves no one to
+    stop the pool, and the worker's own ends of its queues keep it waiting forever)."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="follow-parent", daemon=True).start()
+
+
+class PlanningWorker:
+    """The worker process of one consumer, and the calls to it."""
+
+    def __init__(self, consumer: str, decode: Decoder, new_plan: Callable[[], ExportablePlan], *,
+                 min_batch: int = 1000) -> None:
+        self.consumer = consumer
+        self.decode = decode
+        self.new_plan = new_plan
+        self.min_batch = min_batch
+        self.pid: int | None = None  # set once the worker answered
+        self.planned = 0  # batches planned by the worker
+        self._pool: concurrent.futures.ProcessPoolExecutor | None = None
+
+    def wants(self, size: int) -> bool:
+        """Whether a batch of ``size`` messages goes to the worker: it is large enough and the worker is
+        up (one that died is started again here, and the batch planned in the consumer meanwhile)."""
+        if size < self.min_batch:
+            return False
+        if self._pool is None:
+            self.start()
+            return False
+        return self.pid is not None
+
+    def start(self) -> None:
+        """Start the worker process (without waiting for it)."""
+        if self._pool is not None:
+            return
+        pool = self._pool = concurrent.futures.ProcessPoolExecutor(
+            1, mp_context=multiprocessing.get_context("spawn"), initializer=_follow, initargs=(os.getpid(),))
+        started = pool.submit(_ready)
+
+        def up(future: concurrent.futures.Future[int]) -> None:
+            if self._pool is pool and not future.cancelled() and future.exception() is None:
+                self.pid = future.result()
+                log.info("consumer %s: planning large batches in worker process %d", self.consumer, self.pid)
+
+        started.add_done_callback(up)
+
+    async def plan(self, parts: Parts) -> tuple[Any, Rejected]:
+        """The export of the batch's plan and its rejected messages; raises if the worker failed (it is
+        then started again on the next large batch)."""
+        pool = self._pool
+        assert pool is not None
+        try:
+            out = await asyncio.get_running_loop().run_in_executor(pool, plan_parts, self.decode, self.new_plan, parts)
+        except concurrent.futures.process.BrokenProcessPool:
+            self._discard(pool)
+            raise
+        self.planned += 1
+        return out
+
+    def _discard(self, pool: concurrent.futures.ProcessPoolExecutor) -> None:
+        if self._pool is pool:
+            self._pool, self.pid = None, None
+        pool.shutdown(wait=False, cancel_futures=True)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._discard(self._pool)
