@@ -103,9 +103,14 @@ class PlanningWorker:
         started = pool.submit(_ready)
 
         def up(future: concurrent.futures.Future[int]) -> None:
-            if self._pool is pool and not future.cancelled() and future.exception() is None:
-                self.pid = future.result()
-                log.info("consumer %s: planning large batches in worker process %d", self.consumer, self.pid)
+            if self._pool is not pool or future.cancelled():
+                return
+            if (exc := future.exception()) is not None:
+                log.warning("consumer %s: the worker process did not start (%s); planning in the consumer",
+                            self.consumer, exc)
+                return
+            self.pid = future.result()
+            log.info("consumer %s: planning large batches in worker process %d", self.consumer, self.pid)
 
         started.add_done_callback(up)
 
