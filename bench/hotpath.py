@@ -143,6 +143,8 @@ async def assigned(consumer: Any, timeout: float = 60) -> None:
     are startup, not draining."""
     deadline = time.monotonic() + timeout
     worker = getattr(consumer, "worker", None)
+    if worker is not None:
+        worker.start()  # the first large batch would, and plan in the consumer while it starts
     while not consumer.kafka.assignment() or (worker is not None and worker.pid is None):
         if time.monotonic() > deadline:
             raise SystemExit("the usage consumer got no partitions" if not consumer.kafka.assignment()

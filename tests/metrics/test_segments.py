@@ -358,8 +358,9 @@ async def test_migration_0008_moves_raw_rows_into_keys_and_segments_and_back(dat
 
 
 async def test_dedup_keys_older_than_the_retention_are_purged_and_segments_kept(service: Any) -> None:
-    now = utcnow()
-    events = [ev(i, "acme", "u1", now - dt.timedelta(days=days, hours=1)) for i, days in enumerate([0, 29, 31, 60])]
+    today = utcnow().date()  # keys are kept by day: noon of each day, whatever the time of the run
+    events = [ev(i, "acme", "u1", dt.datetime.combine(today - dt.timedelta(days=days), dt.time(12), dt.UTC))
+              for i, days in enumerate([0, 29, 31, 60])]
     async with service("metrics", run_consumers=False, run_relay=False, max_event_age="30d",
                        retention_batch_size=1) as svc:
         await apply(svc.ctx.session_factory, events)

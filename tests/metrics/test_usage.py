@@ -84,6 +84,7 @@ async def test_10k_events_with_duplicates_late_and_poison_give_exact_rollups(
         consumer = next(c for c in svc.ctx.consumers if c.name == "metrics-usage")
         if worker:
             assert consumer.worker is not None
+            consumer.worker.start()  # the first batch would, and be planned in the service while it starts
             await eventually(lambda: _up(consumer), timeout=60, message="the worker process is up")
         else:
             assert consumer.worker is None

@@ -148,7 +148,9 @@ async def test_crash_mid_send_is_retried_after_the_lease(service, receiver) -> N
 async def test_slow_target_does_not_block_others(service, receiver) -> None:
     slow = await Receiver(delay=30.0).start()
     try:
-        settings = dict(FAST, delivery_timeout=3.0, delivery_concurrency_per_channel=1, delivery_max_attempts=1)
+        # The timeout leaves a slow machine ample time for the fast channel's four deliveries.
+        settings = dict(FAST, delivery_timeout=8.0, delivery_lease=12.0, delivery_concurrency_per_channel=1,
+                        delivery_max_attempts=1)
         async with service("notifier", run_consumers=False, **settings) as svc:
             slow_ch = await webhook_channel(svc, slow.url(), name="slow")
             fast_ch = await webhook_channel(svc, receiver.url(), name="fast")
@@ -165,7 +167,7 @@ async def test_slow_target_does_not_block_others(service, receiver) -> None:
                 return len(await deliveries(svc, channel_id=fast_ch["id"], status="delivered")) == 4
 
             await eventually(fast_done, timeout=10)
-            # The slow channel sends one at a time, each hanging for its 3 s timeout: had the fast
+            # The slow channel sends one at a time, each hanging for its 8 s timeout: had the fast
             # channel waited behind it, at least one slow delivery would have finished first.
             slow_rows = await deliveries(svc, channel_id=slow_ch["id"])
             assert len(slow_rows) == 4 and not [d for d in slow_rows if d.status == "dead"]
@@ -175,7 +177,7 @@ async def test_slow_target_does_not_block_others(service, receiver) -> None:
             async def first_timed_out() -> list:
                 return await deliveries(svc, channel_id=slow_ch["id"], status="dead")
 
-            dead = await eventually(first_timed_out, timeout=10)
+            dead = await eventually(first_timed_out, timeout=20)
             assert "timed out" in (dead[0].last_error or "")
     finally:
         await slow.stop()

@@ -228,8 +228,6 @@ class EventConsumer:
         from the committed offsets, so nothing is skipped and the partitions do not sit unread.
         """
         watch = asyncio.create_task(self.health.watch(lambda: self.kafka), name=f"{self.name}:watch")
-        if self.worker is not None:
-            self.worker.start()
         try:
             await self._run()
         finally:
@@ -429,6 +427,11 @@ class EventConsumer:
         decoded = _Decoded([], [], plan)
         append = decoded.deliveries.append
         refused = {(p, i): reason for p, i, reason in rejected}
+        for p, i, reason in rejected:
+            if not reason.startswith("invalid event"):  # a decoder bug, as the in-process path logs it
+                rec = batch[list(batch)[p]][i]
+                log.error("consumer %s: decoder failed on %s[%d]@%d in the worker process: %s", self.name,
+                          rec.topic, rec.partition, rec.offset, reason)
         for p, (tp, records) in enumerate(batch.items()):
             logical = parts[p][0]
             for i, rec in enumerate(records):

@@ -8,12 +8,13 @@ decoding and planning done in a worker process instead: the consumer sends the r
 and gets back ``plan.export()``, which holds what the transaction needs (a few objects per event,
 not the events), and ``adopt`` turns that into the plan it writes.
 
-One worker per consumer, started with the consumer (spawned: the event loop's process has threads,
-which a fork would copy mid-flight; it is up a second or two later, once it has imported the
-service's code). Only batches of at least ``min_batch`` messages go to it: for smaller ones the round
-trip would cost more than it saves. Until the worker is up, and whenever it fails (a planner error, a
-killed process), batches are decoded and planned in the consumer as before; a dead worker is started
-again on the next large batch.
+One worker per consumer, started by the first batch of at least ``min_batch`` messages (a quiet
+consumer never needs one) and spawned, not forked: the event loop's process has threads, which a fork
+would copy mid-flight. It is up a second or two later, once it has imported the service's code. Only
+batches of at least ``min_batch`` messages go to it: for smaller ones the round trip would cost more
+than it saves. Until the worker is up, and whenever it fails (a planner error, a killed process),
+batches are decoded and planned in the consumer as before; a dead worker is started again by the next
+large batch.
 """
 
 from __future__ import annotations
@@ -86,7 +87,7 @@ class PlanningWorker:
 
     def wants(self, size: int) -> bool:
         """Whether a batch of ``size`` messages goes to the worker: it is large enough and the worker is
-        up (one that died is started again here, and the batch planned in the consumer meanwhile)."""
+        up (if it is not started yet, or died, it is started here and the batch planned in the consumer)."""
         if size < self.min_batch:
             return False
         if self._pool is None:
