@@ -109,7 +109,9 @@ def test_a_fully_known_account_scores_its_weighted_mean(values: dict[str, float]
     expected = sum(weights[n] * v for n, v in values.items()) / sum(weights.values())
     out = combine([Component(n, values[n], {}, "") for n in COMPONENTS], weights, DEFAULT_BANDS, unknown_value=p,
                   min_coverage=1.0)
-    assert out.score == round(expected, 1) and out.coverage == 1.0
+    # The weighted mean to one decimal; summed in another order, a mean on a rounding boundary (0.95 vs
+    # 0.9500000000000001) may round either way.
+    assert out.score is not None and abs(out.score - expected) <= 0.05 + EPS and out.coverage == 1.0
     assert out.band == band_of(out.score, DEFAULT_BANDS)
 
 

@@ -324,8 +324,8 @@ def worker_plan() -> Plan:
 
 
 class UsageHandler:
-    """The usage consumer's batch handler (a ``BatchPlanner``), with its cache of active users (one per
-    service instance)."""
+    """The usage consumer's batch handler (a ``RemotePlanner``: its plans can be made in the consumer's
+    worker process), with its cache of active users (one per service instance)."""
 
     def __init__(self, users: ActiveUsers | None = None) -> None:
         self.users = users if users is not None else ActiveUsers()
