@@ -62,6 +62,8 @@ class RemotePlanner(BatchPlanner, Protocol):
     def remote(self) -> Callable[[], ExportablePlan]: ...
 
     def adopt(self, exported: Any) -> BatchPlan: ...
+
+
 # (message value, logical topic) -> event. It raises InvalidEvent for a message that can never be handled;
 # any other error it raises is dead-lettered the same way (a decoder bug must not stall the partition).
 Decoder = Callable[[bytes | None, str], Envelope]
@@ -74,10 +76,13 @@ def decode_cloudevent(raw: bytes | None, topic: str) -> CloudEvent:
     return event
 
 
+INVALID = "invalid event: "  # how the reason of a message the decoder refused starts (anything else: a decoder bug)
+
+
 def rejection(exc: Exception) -> str:
     """Why a message the decoder raised on goes to the DLQ."""
     if isinstance(exc, InvalidEvent):
-        return f"invalid event: {exc}"
+        return f"{INVALID}{exc}"
     return f"decoder failed: {type(exc).__name__}: {exc}"
 
 

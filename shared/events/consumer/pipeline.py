@@ -32,6 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.db import InfraTables
 from shared.events.consumer.base import (
+    INVALID,
     BatchHandler,
     BatchPlan,
     BatchPlanner,
@@ -427,16 +428,14 @@ class EventConsumer:
         decoded = _Decoded([], [], plan)
         append = decoded.deliveries.append
         refused = {(p, i): reason for p, i, reason in rejected}
-        for p, i, reason in rejected:
-            if not reason.startswith("invalid event"):  # a decoder bug, as the in-process path logs it
-                rec = batch[list(batch)[p]][i]
-                log.error("consumer %s: decoder failed on %s[%d]@%d in the worker process: %s", self.name,
-                          rec.topic, rec.partition, rec.offset, reason)
         for p, (tp, records) in enumerate(batch.items()):
             logical = parts[p][0]
             for i, rec in enumerate(records):
-                if refused and (p, i) in refused:
-                    decoded.rejected.append((rec, refused[p, i]))
+                if refused and (reason := refused.get((p, i))) is not None:
+                    if not reason.startswith(INVALID):  # a decoder bug, logged as the in-process path does
+                        log.error("consumer %s: decoder failed on %s[%d]@%d in the worker process: %s",
+                                  self.name, rec.topic, rec.partition, rec.offset, reason)
+                    decoded.rejected.append((rec, reason))
                 else:
                     append(Delivery(rec, logical, None, tp))
         return decoded
