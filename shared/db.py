@@ -36,6 +36,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from shared.db_driver import OneTripDBAPI
+
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -159,9 +161,8 @@ def dialect_insert(session: AsyncSession, table: Any) -> Any:
 def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     """An async engine; SQLite gets WAL, foreign keys and a busy timeout on every connection."""
     if is_sqlite(url):
-        engine = create_async_engine(
-            url, connect_args={"timeout": 30}, **kwargs
-        )
+        kwargs.setdefault("module", OneTripDBAPI())
+        engine = create_async_engine(url, connect_args={"timeout": 30}, **kwargs)
 
         @event.listens_for(engine.sync_engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
