@@ -1,6 +1,7 @@
 """The fetch -> decode -> apply -> commit loop of one consumer group member.
 
-Batches are pipelined: while one batch is in the database, the next is fetched and decoded. Every
+Batches are pipelined: while one batch is in the database, the next is fetched and decoded (with a
+worker process planning them, a third is fetched while the second is planned). Every
 fetched batch is applied, one at a time and in fetch order, and its offsets are committed only after
 its own transaction. None is ever skipped, not even across a rebalance: the fetch positions are already
 past it, so a later commit would pass over it. A revocation therefore waits until the batches in hand
@@ -8,7 +9,7 @@ are applied and committed.
 
 The one exception is deliberate and explicit: when the DLQ cannot take a message, the batch stops at
 that message, what was settled before it is committed, and every partition in hand is sought back to
-its first unsettled offset (a *rewind*). The batch fetched behind it is then dropped, which is safe
+its first unsettled offset (a *rewind*). The batches fetched behind it are then dropped, which is safe
 because the seek puts the fetch positions back before it. The loop pauses and reads again from there.
 
 Crash tests kill the process at each step of a transaction through :mod:`.failpoints` (test-only, armed
@@ -18,6 +19,7 @@ by ``POSTSALES_FAILPOINTS``; unset, each step costs one truth test).
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import time
@@ -264,6 +266,11 @@ class EventConsumer:
             await asyncio.wait_for(self._stop.wait(), timeout=seconds)
 
     async def _consume(self) -> None:
+        # Batches in hand besides the one just fetched: one in the database and, when a worker process
+        # plans them, one planned and waiting for it (its plan is made while the database works, not
+        # after, and the next fetch does not wait for it).
+        ahead = 1 if self.worker is None else 2
+        hand: collections.deque[asyncio.Task[None]] = collections.deque()
         try:
             while not self._stop.is_set():
                 if self._rewind is not None:
@@ -283,8 +290,9 @@ class EventConsumer:
                 # The batch is in hand (``_drain`` waits for it) from here on, decoding included.
                 previous = self._tail
                 self._tail = asyncio.create_task(self._settle(previous, batch), name=f"{self.name}:batch")
-                if previous is not None:
-                    await previous  # at most two batches in hand: one in the database, one decoded meanwhile
+                hand.append(self._tail)
+                if len(hand) > ahead:
+                    await hand.popleft()
                     await asyncio.sleep(0)  # the next batch's transaction starts before the next fetch
             if self._tail is not None:
                 await self._tail
@@ -298,7 +306,7 @@ class EventConsumer:
 
     async def _do_rewind(self) -> None:
         """The DLQ refused a message: seek back to the first unsettled offsets, pause, read again."""
-        await self._drain()  # the batch behind the refused one sees the rewind and adds its partitions
+        await self._drain()  # the batches behind the refused one see the rewind and add their partitions
         rewind, self._rewind = self._rewind or {}, None
         owned = self.kafka.assignment()
         for tp, offset in rewind.items():

@@ -56,7 +56,10 @@ def plan_parts(decode: Decoder, new_plan: Callable[[], ExportablePlan], parts: P
     return plan.export(), rejected
 
 
-def _ready() -> int:
+def _ready(decode: Decoder, new_plan: Callable[[], ExportablePlan]) -> int:
+    """The worker's pid, once it has imported what planning needs (unpickling ``decode`` and ``new_plan``
+    imports their modules): the first batch then does not wait for the service's code to load."""
+    new_plan()
     return os.getpid()
 
 
@@ -101,7 +104,7 @@ class PlanningWorker:
             return
         pool = self._pool = concurrent.futures.ProcessPoolExecutor(
             1, mp_context=multiprocessing.get_context("spawn"), initializer=_follow, initargs=(os.getpid(),))
-        started = pool.submit(_ready)
+        started = pool.submit(_ready, self.decode, self.new_plan)
 
         def up(future: concurrent.futures.Future[int]) -> None:
             if self._pool is not pool or future.cancelled():
