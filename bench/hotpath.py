@@ -123,7 +123,7 @@ async def running(url: str, bootstrap: str, prefix: str, workdir: Path, **overri
     """The metrics app, started (consumers, relay) against ``url`` and the broker."""
     settings = Settings(database_url=url, kafka_bootstrap_servers=bootstrap, kafka_topic_prefix=prefix,
                         kafka_topic_partitions=PARTITIONS, postsales_api_keys={TOKEN: ["admin"]},
-                        postsales_data_dir=workdir, outbox_poll_interval=0.05, **overrides)
+                        postsales_data_dir=workdir, **overrides)
     app = create_app(settings)
     async with app.router.lifespan_context(app):
         yield app, app.state.ctx
