@@ -9,6 +9,10 @@ it, fetches every row (SQLAlchemy's adapter fetches them all at once too) and cl
 
 Server-side cursors (``stream()``) keep SQLAlchemy's own cursor, which fetches as it goes.
 Pass ``module=OneTripDBAPI()`` to ``create_async_engine`` for a ``sqlite+aiosqlite`` URL.
+
+It builds on SQLAlchemy's adapter classes and on aiosqlite's ``_execute`` and ``_conn`` (the versions
+pinned in ``constraints.txt``); ``tests/shared/test_db_driver.py`` counts the calls and checks the
+results, so an upgrade that changes either fails there first.
 """
 
 from __future__ import annotations
