@@ -11,11 +11,13 @@ from collections import defaultdict
 from typing import Any
 
 import pytest
+from aiokafka import AIOKafkaProducer
 from sqlalchemy import func, select
 
 from services.metrics.models import UsageDaily, UsageDailyFeature, UsageDailyType, UsageDailyUser, UsageEventKey
 from shared.events.registry import USAGE_TOPIC, dlq_topic
 from shared.testing import KafkaProbe, RunningService, eventually, make_event
+from shared.testing.suite import free_port
 from tests.metrics.conftest import rows
 
 DAY0 = dt.datetime(2026, 11, 10, tzinfo=dt.UTC)
@@ -160,6 +162,50 @@ async def test_10k_events_with_duplicates_late_and_poison_give_exact_rollups(
             assert r.json()["raw_events"] == len(valid) + 31
             daily = {(a, d): n for a, d, _, n, *_ in await rows(svc, UsageDaily)}
             assert daily[("acct-0", DAY0.date())] == expected[("acct-0", DAY0.date())]["event_count"] + 31
+
+
+async def test_a_failing_dlq_rewinds_every_batch_in_hand_with_the_worker_and_loses_nothing(
+        service: Any, kafka: KafkaProbe) -> None:
+    """With a worker process planning, three batches are in hand; a message the DLQ cannot take holds its
+    partition there, and every batch fetched behind it is read again once the DLQ answers."""
+    events = [make_event("usage.login", f"acct-{i % 5}", {"user_id": f"u{i % 40}"}, id=f"r{i}",
+                         source="/product/web", time=DAY0 + dt.timedelta(minutes=i)) for i in range(3000)]
+    bad = 400  # its offset: one partition (one key), so every offset below it is a valid, distinct event
+    async with service("metrics", max_event_age="36500d", usage_plan_worker=True, usage_plan_worker_min_batch=1,
+                       usage_batch_events=300) as svc:
+        consumer = next(c for c in svc.ctx.consumers if c.name == "metrics-usage")
+        assert consumer.worker is not None
+        consumer.worker.start()
+        await eventually(lambda: _up(consumer), timeout=60, message="the worker process is up")
+        working = consumer.dlq.producer
+        dead = AIOKafkaProducer(bootstrap_servers=f"127.0.0.1:{free_port()}")  # nothing listens there
+        consumer.dlq.producer = dead
+        consumer.dlq.timeout, consumer.dlq.attempts, consumer.dlq_pause = 0.5, 1, 0.3
+        try:
+            await kafka.publish(USAGE_TOPIC, [*events[:bad], b"not json", *events[bad:]], key="one-partition")
+
+            async def held() -> int | None:
+                r = await svc.client.get("/readyz")
+                detail = r.json().get("consumers", {}).get("metrics-usage", {})
+                return detail["dlq_failing"]["held_back"]["offset"] if "dlq_failing" in detail else None
+
+            assert await eventually(held, timeout=60, message="the failing DLQ holds the partition") == bad
+            await asyncio.sleep(1.5)  # several rounds: read again, refused again, rewound again
+            # Its batch's events before it wait with it; what is stored is what precedes the stored offset.
+            stored = next(iter((await consumer.offsets.load()).values()), 0)
+            assert stored <= bad
+            assert await _count(svc) == stored
+            assert consumer.worker.planned > 0
+        finally:
+            consumer.dlq.producer = working
+            await dead.stop()
+        await eventually(lambda: _count_is(svc, len(events)), timeout=60, message="the partition moves on")
+        dlq = await kafka.read_all(dlq_topic(USAGE_TOPIC))
+        assert [r.value for r in dlq] == [b"not json"]  # once, however many rounds were refused
+        assert list((await consumer.offsets.load()).values()) == [len(events) + 1]
+        r = await svc.client.post("/v1/recompute", json={"from": "2026-11-01", "to": "2026-11-30"})
+        assert r.status_code == 200, r.text
+        assert r.json()["raw_events"] == len(events)
 
 
 async def _count_is(svc: RunningService, n: int) -> bool:
