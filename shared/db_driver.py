@@ -86,11 +86,11 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
     def arraysize(self, value: int) -> None:
         self._arraysize = value
 
-    def execute(self, operation: Any, parameters: Any = None) -> Any:
-        return self._call(False, operation, parameters)
+    def execute(self, operation: Any, parameters: Any = None) -> None:  # DB-API leaves the return value open
+        self._call(False, operation, parameters)
 
-    def executemany(self, operation: Any, seq_of_parameters: Any) -> Any:
-        return self._call(True, operation, seq_of_parameters)
+    def executemany(self, operation: Any, seq_of_parameters: Any) -> None:
+        self._call(True, operation, seq_of_parameters)
 
     def _call(self, many: bool, operation: Any, parameters: Any) -> None:
         try:
