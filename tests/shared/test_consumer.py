@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from sqlalchemy import select
@@ -86,6 +87,22 @@ async def test_poison_messages_go_to_the_dlq_and_the_next_message_is_processed(d
         assert CloudEvent.from_bytes(poison_record.value).id == handler_poison.id
         metrics = (await svc.client.get("/metrics")).text
         assert 'dlq_messages_total{consumer="demo-consumer"' in metrics
+
+
+async def test_an_event_older_than_the_max_event_age_is_dead_lettered_and_not_applied(demo_service, kafka) -> None:
+    # Its key may have been purged already (dedup keys are kept MAX_EVENT_AGE), so a replay would apply it twice.
+    now = dt.datetime.now(dt.UTC)
+    too_old = ev("acct", 1).model_copy(update={"time": now - dt.timedelta(days=31)})
+    young = ev("acct", 2).model_copy(update={"time": now - dt.timedelta(days=29)})
+    await kafka.publish(LIFECYCLE_TOPIC, [too_old, young], key="acct")
+
+    async with demo_service(run_relay=False, max_event_age="30d") as svc:
+        await eventually(lambda: _has(svc, 1))
+        dlq = await eventually(lambda: _dlq(kafka, 1), message="the old event in the DLQ")
+        assert await applied_ids(svc) == [young.id]
+        assert [CloudEvent.from_bytes(r.value).id for r in dlq] == [too_old.id]
+        error = dict(dlq[0].headers)["dlq_error"].decode()
+        assert error.startswith("invalid event: time: ") and "30 days (MAX_EVENT_AGE)" in error
 
 
 async def _dlq(kafka, n: int):

@@ -8,10 +8,12 @@ between the two replays the batch, and the dedup table makes the replay a no-op.
 read back on assignment (the Kafka commit then only feeds lag tooling).
 
 A message that cannot be decoded (bad JSON, unknown type, schema violation, or a decoder that raises
-anything at all) goes straight to ``<topic>.dlq``. A batch whose handler fails is retried with backoff;
-if it still fails, it is replayed by halves until the events that keep failing stand alone, and those go
-to the DLQ with the error and their original coordinates. Only a real outage (database unreachable or
-locked, see :mod:`.retry`) is waited out instead, with no DLQ and no offset moving.
+anything at all) goes straight to ``<topic>.dlq``, and so does, for a consumer with dedup, an event older
+than ``MAX_EVENT_AGE`` (its key may be purged already, see :class:`~.base.MaxAge`). A batch whose
+handler fails is retried with backoff; if it still fails, it is replayed by halves until the events that
+keep failing stand alone, and those go to the DLQ with the error and their original coordinates. Only a
+real outage (database unreachable or locked, see :mod:`.retry`) is waited out instead, with no DLQ and no
+offset moving.
 
 Batches are pipelined: while one batch is in the database, the next is fetched and decoded (and planned,
 for a :class:`~.base.BatchPlanner`), a chunk at a time so that the batch in the database is not kept
@@ -42,6 +44,7 @@ from shared.events.consumer.base import (
     Delivery,
     EventHandler,
     ExportablePlan,
+    MaxAge,
     PermanentError,
     RemotePlanner,
     decode_cloudevent,
@@ -54,7 +57,7 @@ from shared.events.consumer.retry import RetryPolicy, is_infrastructure_error
 __all__ = [
     "BatchHandler", "BatchPlan", "BatchPlanner", "DatabaseOffsets", "DeadLetterPublisher", "DeadLetterUnavailable",
     "Decoder", "Delivery",
-    "EventConsumer", "EventHandler", "ExportablePlan", "KafkaOffsets", "OffsetStore", "PermanentError",
+    "EventConsumer", "EventHandler", "ExportablePlan", "KafkaOffsets", "MaxAge", "OffsetStore", "PermanentError",
     "RemotePlanner", "RetryPolicy",
     "consumer_offsets_table", "decode_cloudevent", "is_infrastructure_error",
 ]

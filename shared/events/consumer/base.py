@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
@@ -74,6 +75,29 @@ def decode_cloudevent(raw: bytes | None, topic: str) -> CloudEvent:
     event = CloudEvent.from_bytes(raw)
     validate_event(event, topic=topic)
     return event
+
+
+class MaxAge:
+    """A decoder that refuses events whose ``time`` is older than ``max_age`` (``MAX_EVENT_AGE``).
+
+    A consumer with dedup keeps an event's key ``DEDUP_RETENTION`` after applying it, never less than
+    ``MAX_EVENT_AGE``; an event applied no earlier than its own time therefore still has its key while it
+    is younger than that. An older one might not, so a replay of it could be applied twice: it is refused.
+    """
+
+    def __init__(self, decode: Decoder, max_age: dt.timedelta) -> None:
+        self.decode = decode
+        self.max_age = max_age
+
+    def __call__(self, raw: bytes | None, topic: str) -> Envelope:
+        event = self.decode(raw, topic)
+        at = getattr(event, "time", None)
+        if isinstance(at, dt.datetime) and at < dt.datetime.now(dt.UTC) - self.max_age:
+            age = self.max_age
+            told = f"{age.days} days" if age % dt.timedelta(days=1) == dt.timedelta(0) else str(age)
+            raise InvalidEvent(f"time: {at.isoformat()} is older than the maximum event age of {told} "
+                               "(MAX_EVENT_AGE): a duplicate of it could no longer be recognised")
+        return event
 
 
 INVALID = "invalid event: "  # how the reason of a message the decoder refused starts (anything else: a decoder bug)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import datetime as dt
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -41,6 +42,7 @@ from shared.events.consumer.base import (
     Decoder,
     Delivery,
     EventHandler,
+    MaxAge,
     PermanentError,
     RemotePlanner,
     decode_cloudevent,
@@ -102,7 +104,8 @@ class EventConsumer:
     before readiness reports it; ``dlq_timeout`` / ``dlq_attempts`` bound one DLQ publish and
     ``dlq_pause`` is the wait before a message the DLQ refused is read again. ``plan_in_worker``: decode
     and plan batches of at least ``worker_min_batch`` messages in a worker process (a
-    :class:`~.base.RemotePlanner` batch handler without dedup; see :mod:`.worker`).
+    :class:`~.base.RemotePlanner` batch handler without dedup; see :mod:`.worker`). ``max_event_age``:
+    with dedup, events older than this are dead-lettered (:class:`~.base.MaxAge`).
     """
 
     def __init__(
@@ -132,6 +135,7 @@ class EventConsumer:
         dlq_pause: float = 5.0,
         plan_in_worker: bool = False,
         worker_min_batch: int = 1000,
+        max_event_age: dt.timedelta | None = None,
     ) -> None:
         if (handler is None) == (batch_handler is None):
             raise ValueError("give exactly one of handler or batch_handler")
@@ -160,6 +164,8 @@ class EventConsumer:
         self.progress = self.health.progress
         self.batch_size = batch_size
         self.decode: Decoder = decode or decode_cloudevent
+        if dedup and max_event_age is not None:
+            self.decode = MaxAge(self.decode, max_event_age)
         self.metrics = metrics
         self.after_commit = after_commit
         self.dedup = dedup
