@@ -14,7 +14,7 @@ would copy mid-flight. It is up a second or two later, once it has imported the 
 batches of at least ``min_batch`` messages go to it: for smaller ones the round trip would cost more
 than it saves. Until the worker is up, and whenever it fails (a planner error, a killed process),
 batches are decoded and planned in the consumer as before; a dead worker is started again by the next
-large batch.
+large batch, and one that could not start is tried again ``retry_after`` seconds later.
 """
 
 from __future__ import annotations
@@ -79,20 +79,29 @@ class PlanningWorker:
     """The worker process of one consumer, and the calls to it."""
 
     def __init__(self, consumer: str, decode: Decoder, new_plan: Callable[[], ExportablePlan], *,
-                 min_batch: int = 1000) -> None:
+                 min_batch: int = 1000, retry_after: float = 30.0) -> None:
         self.consumer = consumer
         self.decode = decode
         self.new_plan = new_plan
         self.min_batch = min_batch
+        self.retry_after = retry_after
         self.pid: int | None = None  # set once the worker answered
         self.planned = 0  # batches planned by the worker
+        self.starts = 0  # worker processes started
         self._pool: concurrent.futures.ProcessPoolExecutor | None = None
+        # When the last start failed (monotonic), set by the pool's thread; None: no failed start pending.
+        self._failed_at: float | None = None
 
     def wants(self, size: int) -> bool:
         """Whether a batch of ``size`` messages goes to the worker: it is large enough and the worker is
-        up (if it is not started yet, or died, it is started here and the batch planned in the consumer)."""
+        up (if it is not started yet, or died, it is started here and the batch planned in the consumer;
+        if it could not start, it is started again once ``retry_after`` has passed)."""
         if size < self.min_batch:
             return False
+        if self._failed_at is not None and self._pool is not None:
+            if time.monotonic() - self._failed_at < self.retry_after:
+                return False
+            self._discard(self._pool)
         if self._pool is None:
             self.start()
             return False
@@ -102,6 +111,8 @@ class PlanningWorker:
         """Start the worker process (without waiting for it)."""
         if self._pool is not None:
             return
+        self._failed_at = None
+        self.starts += 1
         pool = self._pool = concurrent.futures.ProcessPoolExecutor(
             1, mp_context=multiprocessing.get_context("spawn"), initializer=_follow, initargs=(os.getpid(),))
         started = pool.submit(_ready, self.decode, self.new_plan)
@@ -110,8 +121,10 @@ class PlanningWorker:
             if self._pool is not pool or future.cancelled():
                 return
             if (exc := future.exception()) is not None:
-                log.warning("consumer %s: the worker process did not start (%s); planning in the consumer",
-                            self.consumer, exc)
+                log.warning("consumer %s: the worker process did not start (%s); planning in the consumer, "
+                            "trying again in %g s", self.consumer, exc, self.retry_after)
+                # Discarded by the event loop's thread (``wants``): this runs on the pool's own thread.
+                self._failed_at = time.monotonic()
                 return
             self.pid = future.result()
             log.info("consumer %s: planning large batches in worker process %d", self.consumer, self.pid)
