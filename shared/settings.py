@@ -12,6 +12,7 @@ import datetime as dt
 import hashlib
 import json
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Self
 
@@ -71,6 +72,38 @@ Duration = Annotated[dt.timedelta, BeforeValidator(_duration)]
 THREE_YEARS = dt.timedelta(days=3 * 365 + 1)
 
 
+def human_duration(d: dt.timedelta) -> str:
+    """``1 day``, ``1096 days``, ``36 h``, ``90 s``: a duration as messages say it."""
+    seconds = d.total_seconds()
+    if seconds and seconds % 86400 == 0:
+        days = int(seconds // 86400)
+        return f"{days} day{'s' if days != 1 else ''}"
+    if seconds and seconds % 3600 == 0:
+        return f"{int(seconds // 3600)} h"
+    return f"{seconds:g} s"
+
+
+@dataclass(frozen=True, slots=True)
+class TimeBounds:
+    """When a recorded fact (an event's ``time``, an ``at`` in a request) may say it happened: at most
+    ``max_future_skew`` ahead (``MAX_FUTURE_SKEW``) and at most ``max_age`` ago (``MAX_EVENT_AGE``);
+    ``prefix`` names a service's own variables in the messages (``METRICS_``)."""
+
+    max_future_skew: dt.timedelta = dt.timedelta(days=1)
+    max_age: dt.timedelta = THREE_YEARS
+    prefix: str = ""
+
+    def problem(self, at: dt.datetime, now: dt.datetime) -> str | None:
+        """Why ``at`` is refused, or None."""
+        if at > now + self.max_future_skew:
+            return (f"{at.isoformat()} is more than {human_duration(self.max_future_skew)} in the future "
+                    f"({self.prefix}MAX_FUTURE_SKEW)")
+        if at < now - self.max_age:
+            return (f"{at.isoformat()} is older than the maximum event age of {human_duration(self.max_age)} "
+                    f"({self.prefix}MAX_EVENT_AGE)")
+        return None
+
+
 def json_or_csv(value: Any) -> Any:
     """A list setting from the environment: a JSON list, or comma-separated items."""
     if isinstance(value, str):
@@ -113,6 +146,9 @@ class ServiceSettings(BaseSettings):
     max_event_age: Duration = Field(
         default=THREE_YEARS, gt=dt.timedelta(0), le=dt.timedelta(days=100 * 366),
         description="The oldest event time the suite accepts (e.g. 3y, 400d); dedup keys are kept at least this long.")
+    max_future_skew: Duration = Field(
+        default=dt.timedelta(days=1), ge=dt.timedelta(0), le=dt.timedelta(days=366),
+        description="Event and `at` times further than this in the future are refused (e.g. 1d, 36h).")
     dedup_retention: Duration | None = Field(
         default=None,
         description="How long consumers remember an event id (processed_events) to drop its duplicates; unset = "
@@ -157,9 +193,15 @@ class ServiceSettings(BaseSettings):
         return self
 
     @property
+    def time_bounds(self) -> TimeBounds:
+        """The bounds of event and ``at`` times (``MAX_FUTURE_SKEW``, ``MAX_EVENT_AGE``)."""
+        return TimeBounds(self.max_future_skew, self.max_event_age)
+
+    @property
     def dedup_keys_kept(self) -> dt.timedelta:
-        """How long processed event ids are kept (``dedup_retention``, at least ``max_event_age``)."""
-        return self.dedup_retention or self.max_event_age
+        """How long processed event ids are kept: ``dedup_retention`` (at least ``max_event_age``) plus
+        ``max_future_skew``, since an event may be applied that much before its own time."""
+        return (self.dedup_retention or self.max_event_age) + self.max_future_skew
 
     @classmethod
     def resolve(cls, settings: ServiceSettings | None = None) -> Self:

@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from shared.errors import Unprocessable
+from shared.settings import TimeBounds
 
 STAGES = ("onboarding", "adoption", "expansion", "renewal", "churned")
 Stage = Literal["onboarding", "adoption", "expansion", "renewal", "churned"]
@@ -29,17 +30,12 @@ def allowed_targets(stage: str) -> frozenset[str]:
 Text200 = Annotated[str, Field(min_length=1, max_length=200)]
 
 
-MAX_FUTURE_SKEW = dt.timedelta(days=1)
-MAX_HISTORY_AGE = dt.timedelta(days=3 * 365)
-
-
-def happened_at(at: dt.datetime | None, now: dt.datetime, field: str = "at") -> dt.datetime:
-    """When a recorded fact happened: ``at`` (history may be imported) or now; 422 when ``at`` is more
-    than a day in the future or more than three years old."""
+def happened_at(at: dt.datetime | None, now: dt.datetime, bounds: TimeBounds, field: str = "at") -> dt.datetime:
+    """When a recorded fact happened: ``at`` (history may be imported) or now; 422 when ``at`` is out of
+    ``bounds`` (``MAX_FUTURE_SKEW``, ``MAX_EVENT_AGE``)."""
     if at is None:
         return now
     at = at.astimezone(dt.UTC)
-    if at > now + MAX_FUTURE_SKEW or at < now - MAX_HISTORY_AGE:
-        msg = "more than a day in the future" if at > now else "older than three years"
-        raise Unprocessable(f"{field}: {msg}", errors=[{"loc": ["body", field], "msg": msg}])
+    if problem := bounds.problem(at, now):
+        raise Unprocessable(f"{field}: {problem}", errors=[{"loc": ["body", field], "msg": problem}])
     return at

@@ -61,5 +61,8 @@ def make_handler(settings: Settings, now: Callable[[], dt.datetime] = utcnow) ->
 
 def consumer_specs(ctx: LifecycleContext) -> list[ConsumerSpec]:
     """The consumer groups."""
-    return [ConsumerSpec(name=CONSUMER_NAME, topics=list(CONSUMED_TOPICS),
-                         handler=make_handler(ctx.settings, lambda: clock.now(ctx)))]
+    def now() -> dt.datetime:
+        return clock.now(ctx)
+
+    return [ConsumerSpec(name=CONSUMER_NAME, topics=list(CONSUMED_TOPICS), handler=make_handler(ctx.settings, now),
+                         clock=now)]

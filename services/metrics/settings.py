@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import ClassVar
 
 from pydantic import Field
 
-from shared.settings import Duration, ServiceSettings
+from shared.settings import ServiceSettings
 
 
 class Settings(ServiceSettings):
@@ -30,11 +29,9 @@ class Settings(ServiceSettings):
     max_quantity: float = Field(
         default=1e9, gt=0, le=1e12,
         description="Largest `data.quantity` of a usage event; larger ones are refused (422 / dead-lettered).")
-    max_future_skew: Duration = Field(
-        default=dt.timedelta(days=1), ge=dt.timedelta(0), le=dt.timedelta(days=366),
-        description="Event and survey times further than this in the future are refused (e.g. 1d, 36h).")
-    # METRICS_MAX_EVENT_AGE (the oldest event and survey time accepted) is the shared `max_event_age`;
-    # the shared settings keep dedup keys (DEDUP_RETENTION) at least that long.
+    # METRICS_MAX_FUTURE_SKEW and METRICS_MAX_EVENT_AGE (the event and survey times accepted) are the
+    # shared `max_future_skew` and `max_event_age`; the shared settings keep dedup keys (DEDUP_RETENTION)
+    # at least `max_event_age` long.
     usage_batch_events: int = Field(
         default=10_000, ge=1, le=100_000,
         description="Usage events the usage consumer applies per transaction (at most; a batch is what arrived).")

@@ -12,18 +12,9 @@ from services.metrics.models import ID
 from services.metrics.settings import Settings
 from shared.events.envelope import CloudEvent, InvalidEvent
 from shared.events.registry import FEEDBACK_TOPIC, validate_event
+from shared.settings import TimeBounds
 
 SCORE_RANGES = {"nps": (0, 10), "csat": (1, 5)}
-
-
-def _human(d: dt.timedelta) -> str:
-    seconds = d.total_seconds()
-    if seconds and seconds % 86400 == 0:
-        days = int(seconds // 86400)
-        return f"{days} day{'s' if days != 1 else ''}"
-    if seconds and seconds % 3600 == 0:
-        return f"{int(seconds // 3600)} h"
-    return f"{seconds:g} s"
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,12 +31,8 @@ class Bounds:
         return cls(settings.max_quantity, settings.max_future_skew, settings.max_event_age)
 
     def check_time(self, at: dt.datetime, now: dt.datetime, where: str = "time") -> None:
-        if at > now + self.max_future_skew:
-            raise InvalidEvent(f"{where}: {at.isoformat()} is more than {_human(self.max_future_skew)} in the "
-                               "future (METRICS_MAX_FUTURE_SKEW)")
-        if at < now - self.max_age:
-            raise InvalidEvent(f"{where}: {at.isoformat()} is older than the maximum event age of "
-                               f"{_human(self.max_age)} (METRICS_MAX_EVENT_AGE)")
+        if problem := TimeBounds(self.max_future_skew, self.max_age, prefix="METRICS_").problem(at, now):
+            raise InvalidEvent(f"{where}: {problem}")
 
     def check_quantity(self, quantity: float) -> None:
         if quantity > self.max_quantity:

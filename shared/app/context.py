@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic
@@ -49,6 +50,8 @@ class ConsumerSpec:
     # fetching and the transaction.
     plan_in_worker: bool = False
     worker_min_batch: int = 1000
+    # The service's clock, if it has one (tests and demos drive it): event times are bounded by it.
+    clock: Callable[[], dt.datetime] | None = None
 
 
 @dataclass

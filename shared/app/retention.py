@@ -1,8 +1,9 @@
 """Bounded state: old rows of the infrastructure tables are purged by a periodic loop every service runs.
 
-- ``processed_events`` (consumers' dedup keys): kept ``DEDUP_RETENTION``, never less than
-  ``MAX_EVENT_AGE``. A duplicate can only be accepted while its event is younger than the max age,
-  and it was first processed no earlier than its own time, so its key is still there.
+- ``processed_events`` (consumers' dedup keys): kept ``DEDUP_RETENTION`` (never less than
+  ``MAX_EVENT_AGE``) plus ``MAX_FUTURE_SKEW``. Consumers refuse an event whose time is out of those
+  bounds, so a duplicate is only accepted while its event is younger than the max age, and it was first
+  processed no earlier than the skew before its own time: its key is still there.
 - ``idempotency_keys``: kept ``IDEMPOTENCY_RETENTION`` (7 days): a client retry comes within that.
 - ``outbox``: published rows are purged by the relay itself (``OUTBOX_RETENTION_HOURS``).
 

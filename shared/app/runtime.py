@@ -110,7 +110,7 @@ async def start_bus(defn: ServiceDefinition, ctx: ServiceContext[Any, Any]) -> N
             stuck_after=s.consumer_stuck_after_seconds,
             offsets=spec.offsets(s.kafka_topic_prefix + spec.name) if spec.offsets is not None else None,
             plan_in_worker=spec.plan_in_worker, worker_min_batch=spec.worker_min_batch,
-            max_event_age=s.max_event_age,
+            time_bounds=s.time_bounds, clock=spec.clock,
         )
         ctx.consumers.append(consumer)
         ctx.tasks.append(asyncio.create_task(consumer.run(), name=f"{defn.name}:{spec.name}"))

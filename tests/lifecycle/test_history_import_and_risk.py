@@ -74,3 +74,27 @@ async def test_the_account_carries_the_latest_churn_risk(service) -> None:
         assert listed[0]["risk"]["band"] == "high"
         timeline = (await c.get("/v1/accounts/r1/timeline")).json()["items"]
         assert sum(1 for t in timeline if t["type"] == "postsales.risk.changed") == 3
+
+
+async def test_every_recorded_time_is_bounded_by_the_configured_skew_and_age(service) -> None:
+    now = utcnow()
+    async with service("lifecycle", max_event_age="30d", max_future_skew="2h", **HTTP_ONLY) as svc:
+        c = svc.client
+        assert (await c.post("/v1/accounts", json={"id": "b-co", "name": "B Co"})).status_code == 201
+        tasks = (await c.get("/v1/accounts/b-co/tasks")).json()["items"]
+        before = len(await outbox_events(svc))
+        for at, says in ((now - dt.timedelta(days=31), "maximum event age of 30 days (MAX_EVENT_AGE)"),
+                         (now + dt.timedelta(hours=3), "more than 2 h in the future (MAX_FUTURE_SKEW)")):
+            for path, body in (("/v1/accounts/b-co/touchpoints", {"kind": "qbr"}),
+                               ("/v1/accounts/b-co/transitions", {"to": "adoption"}),
+                               ("/v1/accounts/b-co/renewals", {"outcome": "renewed"})):
+                problem = assert_problem(await c.post(path, json={**body, "at": at.isoformat()}), 422)
+                assert problem["errors"][0]["loc"] == ["body", "at"] and says in problem["errors"][0]["msg"], path
+            task = f"/v1/accounts/b-co/tasks/{tasks[0]['id']}"
+            r = await c.patch(task, json={"status": "done", "at": at.isoformat()})
+            assert says in assert_problem(r, 422)["errors"][0]["msg"]
+        assert len(await outbox_events(svc)) == before  # nothing written on refusal
+        # Within the bounds, the same requests are taken, with their own times.
+        r = await c.post("/v1/accounts/b-co/touchpoints",
+                         json={"kind": "qbr", "at": (now - dt.timedelta(days=29)).isoformat()})
+        assert r.status_code == 201 and r.json()["at"].startswith((now - dt.timedelta(days=29)).date().isoformat())

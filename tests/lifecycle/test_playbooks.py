@@ -400,7 +400,9 @@ async def test_risk_renewal_and_onboarding_defaults_start_their_plays(service, k
         [run] = await runs(svc, "risky")
         assert (run["risk_band_start"], run["health_band_start"]) == ("high", None)
 
-        # The save plan worked: risk back to low by the time its tasks are done.
+        # The save plan worked: risk back to low by the time its tasks are done (five days on: an event
+        # further ahead of the service's clock than MAX_FUTURE_SKEW would be dead-lettered).
+        set_clock(svc, now + dt.timedelta(days=5))
         low = make_event("postsales.risk.changed", "risky", {"account_id": "risky", "old_band": "high",
                                                             "new_band": "low", "new_probability": 0.1},
                          source="/services/metrics", time=now + dt.timedelta(days=5))

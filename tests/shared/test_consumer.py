@@ -89,20 +89,23 @@ async def test_poison_messages_go_to_the_dlq_and_the_next_message_is_processed(d
         assert 'dlq_messages_total{consumer="demo-consumer"' in metrics
 
 
-async def test_an_event_older_than_the_max_event_age_is_dead_lettered_and_not_applied(demo_service, kafka) -> None:
-    # Its key may have been purged already (dedup keys are kept MAX_EVENT_AGE), so a replay would apply it twice.
+async def test_an_event_whose_time_is_out_of_bounds_is_dead_lettered_and_not_applied(demo_service, kafka) -> None:
+    # An old event's key may have been purged already (dedup keys are kept MAX_EVENT_AGE), so a replay would
+    # apply it twice; the HTTP APIs refuse such times too.
     now = dt.datetime.now(dt.UTC)
     too_old = ev("acct", 1).model_copy(update={"time": now - dt.timedelta(days=31)})
     young = ev("acct", 2).model_copy(update={"time": now - dt.timedelta(days=29)})
-    await kafka.publish(LIFECYCLE_TOPIC, [too_old, young], key="acct")
+    ahead = ev("acct", 3).model_copy(update={"time": now + dt.timedelta(hours=3)})
+    await kafka.publish(LIFECYCLE_TOPIC, [too_old, young, ahead], key="acct")
 
-    async with demo_service(run_relay=False, max_event_age="30d") as svc:
+    async with demo_service(run_relay=False, max_event_age="30d", max_future_skew="2h") as svc:
         await eventually(lambda: _has(svc, 1))
-        dlq = await eventually(lambda: _dlq(kafka, 1), message="the old event in the DLQ")
+        dlq = await eventually(lambda: _dlq(kafka, 2), message="the two events in the DLQ")
         assert await applied_ids(svc) == [young.id]
-        assert [CloudEvent.from_bytes(r.value).id for r in dlq] == [too_old.id]
-        error = dict(dlq[0].headers)["dlq_error"].decode()
-        assert error.startswith("invalid event: time: ") and "30 days (MAX_EVENT_AGE)" in error
+        assert [CloudEvent.from_bytes(r.value).id for r in dlq] == [too_old.id, ahead.id]
+        errors = [dict(r.headers)["dlq_error"].decode() for r in dlq]
+        assert errors[0].startswith("invalid event: time: ") and "30 days (MAX_EVENT_AGE)" in errors[0]
+        assert "more than 2 h in the future (MAX_FUTURE_SKEW)" in errors[1]
 
 
 async def _dlq(kafka, n: int):

@@ -70,9 +70,12 @@ async def test_keys_past_retention_go_newer_stay_and_a_duplicate_in_the_window_i
 
 @pytest.mark.db_independent
 def test_dedup_keys_are_kept_at_least_as_long_as_the_oldest_accepted_event() -> None:
-    assert ServiceSettings().dedup_keys_kept == ServiceSettings().max_event_age >= dt.timedelta(days=3 * 365)
-    assert ServiceSettings(max_event_age="5y").dedup_keys_kept == dt.timedelta(days=5 * 365)
-    assert ServiceSettings(max_event_age="30d", dedup_retention="60d").dedup_keys_kept == dt.timedelta(days=60)
+    day = dt.timedelta(days=1)  # MAX_FUTURE_SKEW: an event may be applied up to that much before its own time
+    assert ServiceSettings().dedup_keys_kept == ServiceSettings().max_event_age + day
+    assert ServiceSettings().max_event_age >= dt.timedelta(days=3 * 365)
+    assert ServiceSettings(max_event_age="5y").dedup_keys_kept == dt.timedelta(days=5 * 365) + day
+    assert ServiceSettings(max_event_age="30d", dedup_retention="60d").dedup_keys_kept == dt.timedelta(days=61)
+    assert ServiceSettings(max_event_age="30d", max_future_skew="2h").dedup_keys_kept == dt.timedelta(days=30, hours=2)
     with pytest.raises(ValueError, match="must be at least MAX_EVENT_AGE"):
         ServiceSettings(dedup_retention="1y")
     assert ServiceSettings(idempotency_retention="36h").idempotency_retention == dt.timedelta(hours=36)

@@ -87,11 +87,13 @@ async def update_account(body: AccountUpdate, principal: WriteScope, account: Lo
 @router.post("/{account_id}/transitions", status_code=201, response_model=StageChangeOut,
              responses=problems(404, 409))
 async def transition_account(body: TransitionIn, principal: WriteScope, account: LockedAccountDep,
-                             session: SessionDep, idem: IdempotencyDep, now: NowDep) -> StageChangeOut:
+                             session: SessionDep, idem: IdempotencyDep, now: NowDep,
+                             settings: SettingsDep) -> StageChangeOut:
     """Move the account to another stage; 409 when the stage machine does not allow it."""
     await idem.check(session)
     change = await service.transition(session, account, body.to, reason=body.reason,
-                                      actor=actor_of(principal, body.actor), now=happened_at(body.at, now))
+                                      actor=actor_of(principal, body.actor),
+                                      now=happened_at(body.at, now, settings.time_bounds))
     out = StageChangeOut.model_validate(change, from_attributes=True)
     await idem.save(session, 201, out)
     return out

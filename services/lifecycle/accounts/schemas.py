@@ -158,7 +158,7 @@ class TransitionIn(BaseModel):
     reason: str | None = Field(default=None, max_length=2000)
     actor: str | None = Field(default=None, max_length=200, description="Who decided; defaults to the API key id.")
     at: DateTime | None = Field(default=None, description="When it happened (importing history); defaults to now. "
-                                "At most a day ahead and three years back.")
+                                "At most MAX_FUTURE_SKEW ahead (1 day) and MAX_EVENT_AGE back (3 years).")
 
 
 class StageChangeOut(BaseModel):

@@ -16,6 +16,7 @@ from services.lifecycle.dependencies import (
     LockedAccountDep,
     NowDep,
     ReadScope,
+    SettingsDep,
     WriteScope,
     actor_of,
 )
@@ -32,10 +33,11 @@ router = APIRouter(tags=["renewals"])
 @router.post("/v1/accounts/{account_id}/renewals", status_code=201, response_model=RenewalOut,
              responses=problems(404, 409))
 async def record_renewal(body: RenewalCreate, principal: WriteScope, account: LockedAccountDep,
-                         session: SessionDep, idem: IdempotencyDep, now: NowDep) -> RenewalOut:
+                         session: SessionDep, idem: IdempotencyDep, now: NowDep,
+                         settings: SettingsDep) -> RenewalOut:
     """Record a renewal outcome (emits `renewal.recorded`; churned also `account.stage_changed`)."""
     await idem.check(session)
-    renewal = await service.record(session, account, body, now=happened_at(body.at, now),
+    renewal = await service.record(session, account, body, now=happened_at(body.at, now, settings.time_bounds),
                                    actor=actor_of(principal, body.actor))
     out = RenewalOut.model_validate(renewal, from_attributes=True)
     await idem.save(session, 201, out)

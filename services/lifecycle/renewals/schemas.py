@@ -32,7 +32,7 @@ class RenewalCreate(BaseModel):
     notes: str | None = Field(default=None, max_length=20_000)
     actor: str | None = Field(default=None, max_length=200)
     at: DateTime | None = Field(default=None, description="When it was decided (importing history); defaults to now. "
-                                "At most a day ahead and three years back.")
+                                "At most MAX_FUTURE_SKEW ahead (1 day) and MAX_EVENT_AGE back (3 years).")
 
 
 class RenewalOut(BaseModel):

@@ -61,8 +61,8 @@ async def update_task(task_id: TaskIdPath, body: TaskUpdate, principal: WriteSco
     task = await repo.get(session, account.id, task_id, lock=True)
     if task is None:
         raise NotFound(f"task {task_id} does not exist on account {account.id}")
-    await service.update(session, account, task, body, settings=settings, now=happened_at(body.at, now),
-                         actor=actor_of(principal))
+    await service.update(session, account, task, body, settings=settings,
+                         now=happened_at(body.at, now, settings.time_bounds), actor=actor_of(principal))
     return (await service.views(session, [task], today=now.date()))[0]
 
 

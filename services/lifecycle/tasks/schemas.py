@@ -38,7 +38,8 @@ class TaskUpdate(BaseModel):
     owner: str | None = Field(default=None, max_length=200)
     due_date: Date | None = None
     at: DateTime | None = Field(default=None, description="When it happened (e.g. when it was done, importing "
-                                "history); defaults to now. At most a day ahead and three years back.")
+                                "history); defaults to now. At most MAX_FUTURE_SKEW ahead (1 day) and "
+                                "MAX_EVENT_AGE back (3 years).")
 
     @model_validator(mode="before")
     @classmethod

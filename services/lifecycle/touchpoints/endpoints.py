@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from services.lifecycle.dependencies import AccountDep, IdempotencyDep, NowDep, ReadScope, WriteScope, actor_of
+from services.lifecycle.common import happened_at
+from services.lifecycle.dependencies import (
+    AccountDep,
+    IdempotencyDep,
+    NowDep,
+    ReadScope,
+    SettingsDep,
+    WriteScope,
+    actor_of,
+)
 from services.lifecycle.touchpoints import repository as repo
 from services.lifecycle.touchpoints.schemas import TouchpointCreate, TouchpointKind, TouchpointOut
 from services.lifecycle.touchpoints.service import log_touchpoint
@@ -17,10 +26,12 @@ router = APIRouter(prefix="/v1/accounts/{account_id}/touchpoints", tags=["touchp
 
 @router.post("", status_code=201, response_model=TouchpointOut, responses=problems(404))
 async def create_touchpoint(body: TouchpointCreate, principal: WriteScope, account: AccountDep,
-                            session: SessionDep, idem: IdempotencyDep, now: NowDep) -> TouchpointOut:
-    """Log a touchpoint (emits `touchpoint.logged`)."""
+                            session: SessionDep, idem: IdempotencyDep, now: NowDep,
+                            settings: SettingsDep) -> TouchpointOut:
+    """Log a touchpoint (emits `touchpoint.logged`); 422 when `at` is out of the time bounds."""
     await idem.check(session)
-    tp = await log_touchpoint(session, account, body, now=now, actor=actor_of(principal, body.actor))
+    tp = await log_touchpoint(session, account, body, at=happened_at(body.at, now, settings.time_bounds),
+                              actor=actor_of(principal, body.actor))
     out = TouchpointOut.model_validate(tp, from_attributes=True)
     await idem.save(session, 201, out)
     return out

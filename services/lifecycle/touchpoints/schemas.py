@@ -21,7 +21,8 @@ class TouchpointCreate(BaseModel):
 
     kind: TouchpointKind
     notes: str | None = Field(default=None, max_length=20_000)
-    at: DateTime | None = Field(default=None, description="When it happened; defaults to now.")
+    at: DateTime | None = Field(default=None, description="When it happened; defaults to now. At most "
+                                "MAX_FUTURE_SKEW ahead (1 day) and MAX_EVENT_AGE back (3 years).")
     attendees: list[str] = Field(default_factory=list, max_length=100)
     actor: str | None = Field(default=None, max_length=200, description="Who logged it; defaults to the API key id.")
 

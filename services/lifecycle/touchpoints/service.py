@@ -15,9 +15,9 @@ from shared.db import utcnow
 _LABELS = {"check_in": "Check-in", "training": "Training", "qbr": "QBR", "ebr": "EBR", "other": "Touchpoint"}
 
 
-async def log_touchpoint(session: AsyncSession, account: Account, body: TouchpointCreate, *, now: dt.datetime,
+async def log_touchpoint(session: AsyncSession, account: Account, body: TouchpointCreate, *, at: dt.datetime,
                          actor: str) -> Touchpoint:
-    at = (body.at or now).astimezone(dt.UTC)
+    """Record a touchpoint that happened ``at`` (the caller checked it against the time bounds)."""
     tp = Touchpoint(id=str(uuid.uuid4()), account_id=account.id, kind=body.kind, notes=body.notes,
                     attendees=body.attendees, actor=actor, at=at, created_at=utcnow())
     session.add(tp)

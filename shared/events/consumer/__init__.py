@@ -8,8 +8,8 @@ between the two replays the batch, and the dedup table makes the replay a no-op.
 read back on assignment (the Kafka commit then only feeds lag tooling).
 
 A message that cannot be decoded (bad JSON, unknown type, schema violation, or a decoder that raises
-anything at all) goes straight to ``<topic>.dlq``, and so does, for a consumer with dedup, an event older
-than ``MAX_EVENT_AGE`` (its key may be purged already, see :class:`~.base.MaxAge`). A batch whose
+anything at all) goes straight to ``<topic>.dlq``, and so does, for a consumer with dedup, an event whose time is
+older than ``MAX_EVENT_AGE`` or further ahead than ``MAX_FUTURE_SKEW`` (:class:`~.base.TimeGuard`). A batch whose
 handler fails is retried with backoff; if it still fails, it is replayed by halves until the events that
 keep failing stand alone, and those go to the DLQ with the error and their original coordinates. Only a
 real outage (database unreachable or locked, see :mod:`.retry`) is waited out instead, with no DLQ and no
@@ -44,9 +44,9 @@ from shared.events.consumer.base import (
     Delivery,
     EventHandler,
     ExportablePlan,
-    MaxAge,
     PermanentError,
     RemotePlanner,
+    TimeGuard,
     decode_cloudevent,
 )
 from shared.events.consumer.dlq import DeadLetterPublisher, DeadLetterUnavailable
@@ -57,7 +57,7 @@ from shared.events.consumer.retry import RetryPolicy, is_infrastructure_error
 __all__ = [
     "BatchHandler", "BatchPlan", "BatchPlanner", "DatabaseOffsets", "DeadLetterPublisher", "DeadLetterUnavailable",
     "Decoder", "Delivery",
-    "EventConsumer", "EventHandler", "ExportablePlan", "KafkaOffsets", "MaxAge", "OffsetStore", "PermanentError",
-    "RemotePlanner", "RetryPolicy",
+    "EventConsumer", "EventHandler", "ExportablePlan", "KafkaOffsets", "OffsetStore", "PermanentError",
+    "RemotePlanner", "RetryPolicy", "TimeGuard",
     "consumer_offsets_table", "decode_cloudevent", "is_infrastructure_error",
 ]

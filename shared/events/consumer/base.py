@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.events.envelope import CloudEvent, Envelope, InvalidEvent
 from shared.events.registry import validate_event
+from shared.settings import TimeBounds
 
 EventHandler = Callable[[AsyncSession, CloudEvent], Awaitable[None]]
 # A batch handler gets what the consumer's decoder returns: CloudEvents unless it has its own decoder.
@@ -77,26 +78,25 @@ def decode_cloudevent(raw: bytes | None, topic: str) -> CloudEvent:
     return event
 
 
-class MaxAge:
-    """A decoder that refuses events whose ``time`` is older than ``max_age`` (``MAX_EVENT_AGE``).
+class TimeGuard:
+    """A decoder that refuses events whose ``time`` is out of ``bounds`` (``MAX_EVENT_AGE``,
+    ``MAX_FUTURE_SKEW``), as the HTTP APIs refuse such times.
 
-    A consumer with dedup keeps an event's key ``DEDUP_RETENTION`` after applying it, never less than
-    ``MAX_EVENT_AGE``; an event applied no earlier than its own time therefore still has its key while it
-    is younger than that. An older one might not, so a replay of it could be applied twice: it is refused.
+    It also keeps dedup exact: an event is applied no earlier than ``MAX_FUTURE_SKEW`` before its own time,
+    and its key is kept at least ``MAX_EVENT_AGE`` + ``MAX_FUTURE_SKEW`` after that, so a replay still finds
+    its key while the event is in bounds. Outside them, a replay could be applied twice.
     """
 
-    def __init__(self, decode: Decoder, max_age: dt.timedelta) -> None:
+    def __init__(self, decode: Decoder, bounds: TimeBounds, now: Callable[[], dt.datetime] | None = None) -> None:
         self.decode = decode
-        self.max_age = max_age
+        self.bounds = bounds
+        self.now = now or (lambda: dt.datetime.now(dt.UTC))  # a service's own clock, where it has one
 
     def __call__(self, raw: bytes | None, topic: str) -> Envelope:
         event = self.decode(raw, topic)
         at = getattr(event, "time", None)
-        if isinstance(at, dt.datetime) and at < dt.datetime.now(dt.UTC) - self.max_age:
-            age = self.max_age
-            told = f"{age.days} days" if age % dt.timedelta(days=1) == dt.timedelta(0) else str(age)
-            raise InvalidEvent(f"time: {at.isoformat()} is older than the maximum event age of {told} "
-                               "(MAX_EVENT_AGE): a duplicate of it could no longer be recognised")
+        if isinstance(at, dt.datetime) and (problem := self.bounds.problem(at, self.now())):
+            raise InvalidEvent(f"time: {problem}")
         return event
 
 

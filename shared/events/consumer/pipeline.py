@@ -42,9 +42,9 @@ from shared.events.consumer.base import (
     Decoder,
     Delivery,
     EventHandler,
-    MaxAge,
     PermanentError,
     RemotePlanner,
+    TimeGuard,
     decode_cloudevent,
     rejection,
 )
@@ -59,6 +59,7 @@ from shared.events.consumer.worker import PlanningWorker
 from shared.events.envelope import CloudEvent, InvalidEvent
 from shared.events.kafka import start_with_retry
 from shared.observability import Metrics, reset_event_id, set_event_id
+from shared.settings import TimeBounds
 from shared.tracing import consuming
 
 log = logging.getLogger("postsales.consumer")
@@ -104,8 +105,9 @@ class EventConsumer:
     before readiness reports it; ``dlq_timeout`` / ``dlq_attempts`` bound one DLQ publish and
     ``dlq_pause`` is the wait before a message the DLQ refused is read again. ``plan_in_worker``: decode
     and plan batches of at least ``worker_min_batch`` messages in a worker process (a
-    :class:`~.base.RemotePlanner` batch handler without dedup; see :mod:`.worker`). ``max_event_age``:
-    with dedup, events older than this are dead-lettered (:class:`~.base.MaxAge`).
+    :class:`~.base.RemotePlanner` batch handler without dedup; see :mod:`.worker`). ``time_bounds``:
+    with dedup, events whose time is out of them, by ``clock`` (default: real time), are dead-lettered
+    (:class:`~.base.TimeGuard`).
     """
 
     def __init__(
@@ -135,7 +137,8 @@ class EventConsumer:
         dlq_pause: float = 5.0,
         plan_in_worker: bool = False,
         worker_min_batch: int = 1000,
-        max_event_age: dt.timedelta | None = None,
+        time_bounds: TimeBounds | None = None,
+        clock: Callable[[], dt.datetime] | None = None,
     ) -> None:
         if (handler is None) == (batch_handler is None):
             raise ValueError("give exactly one of handler or batch_handler")
@@ -164,8 +167,8 @@ class EventConsumer:
         self.progress = self.health.progress
         self.batch_size = batch_size
         self.decode: Decoder = decode or decode_cloudevent
-        if dedup and max_event_age is not None:
-            self.decode = MaxAge(self.decode, max_event_age)
+        if dedup and time_bounds is not None:
+            self.decode = TimeGuard(self.decode, time_bounds, clock)
         self.metrics = metrics
         self.after_commit = after_commit
         self.dedup = dedup
