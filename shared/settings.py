@@ -198,10 +198,16 @@ class ServiceSettings(BaseSettings):
         return TimeBounds(self.max_future_skew, self.max_event_age)
 
     @property
+    def dedup_window(self) -> dt.timedelta:
+        """How far back, by event time, a duplicate must still be recognised (``dedup_retention``, at least
+        ``max_event_age``): dedup keys stored by their event's day are kept this long."""
+        return self.dedup_retention or self.max_event_age
+
+    @property
     def dedup_keys_kept(self) -> dt.timedelta:
-        """How long processed event ids are kept: ``dedup_retention`` (at least ``max_event_age``) plus
+        """How long processed event ids are kept after they were processed: the dedup window plus
         ``max_future_skew``, since an event may be applied that much before its own time."""
-        return (self.dedup_retention or self.max_event_age) + self.max_future_skew
+        return self.dedup_window + self.max_future_skew
 
     @classmethod
     def resolve(cls, settings: ServiceSettings | None = None) -> Self:

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from typing import Any
 
+from services.metrics.health.service import score_accounts
+from services.metrics.models import HealthScore
+from services.metrics.usage.envelope import UsageData, UsageEnvelope
+from services.metrics.usage.service import apply_usage_batch
 from shared.db import utcnow
 from shared.events.registry import LIFECYCLE_TOPIC, METRICS_TOPIC, USAGE_TOPIC
 from shared.testing import KafkaProbe, RunningService, eventually, make_event
+from tests.metrics.conftest import rows
 
 WEIGHTS = {"usage": 30, "engagement": 15, "sentiment": 20, "support": 15, "commitments": 10,
            "renewal_proximity": 10}
@@ -117,3 +123,29 @@ async def _usage_known(svc: RunningService) -> dict[str, Any] | None:
 async def _version(svc: RunningService, version: int) -> dict[str, Any] | None:
     h = await _health(svc)
     return h if h["model_version"] == version else None
+
+
+async def test_two_scorers_of_a_never_scored_account_do_not_collide(service: Any) -> None:
+    """The health loop, a recompute and other replicas may score the same new account at once: the second
+    waits for the first and updates its row, instead of inserting it again (a 500 on recompute before)."""
+    now = utcnow()
+    events = [UsageEnvelope(specversion="1.0", id=f"e{i}", source="/product/web", type="usage.login",
+                            time=now - dt.timedelta(hours=i), subject="acme", data=UsageData(user_id=f"u{i % 3}"))
+              for i in range(10)]
+    async with service("metrics", run_consumers=False, run_relay=False, health_interval=3600) as svc:
+        factory = svc.ctx.session_factory
+        async with factory() as s, s.begin():
+            await apply_usage_batch(s, events)
+        first_scored = asyncio.Event()
+
+        async def score(first: bool) -> None:
+            async with factory() as s, s.begin():
+                if not first:
+                    await first_scored.wait()  # the first one's row is written, not committed
+                await score_accounts(s, svc.ctx.outbox, ["acme"], now=now)
+                if first:
+                    first_scored.set()
+                    await asyncio.sleep(0.5)  # the second one starts meanwhile
+
+        await asyncio.gather(score(True), score(False))
+        assert [a for a, *_ in await rows(svc, HealthScore)] == ["acme"]

@@ -76,6 +76,7 @@ def test_dedup_keys_are_kept_at_least_as_long_as_the_oldest_accepted_event() -> 
     assert ServiceSettings(max_event_age="5y").dedup_keys_kept == dt.timedelta(days=5 * 365) + day
     assert ServiceSettings(max_event_age="30d", dedup_retention="60d").dedup_keys_kept == dt.timedelta(days=61)
     assert ServiceSettings(max_event_age="30d", max_future_skew="2h").dedup_keys_kept == dt.timedelta(days=30, hours=2)
+    assert ServiceSettings(max_event_age="30d", max_future_skew="2h").dedup_window == dt.timedelta(days=30)
     with pytest.raises(ValueError, match="must be at least MAX_EVENT_AGE"):
         ServiceSettings(dedup_retention="1y")
     assert ServiceSettings(idempotency_retention="36h").idempotency_retention == dt.timedelta(hours=36)

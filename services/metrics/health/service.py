@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.metrics.db import lock_scores
 from services.metrics.facts import repository as facts_repo
 from services.metrics.feedback import repository as feedback_repo
 from services.metrics.health import repository as repo
@@ -169,6 +170,7 @@ async def score_accounts(session: AsyncSession, outbox: Outbox, account_ids: lis
                          now: dt.datetime | None = None, policy: Policy = Policy()) -> None:
     """Re-score accounts and store the scores; emits ``health.changed`` where ``should_emit`` says so."""
     now = now or utcnow()
+    await lock_scores(session)
     scored, version = await evaluate(session, account_ids, now, policy)
     stored = await repo.scores_for(session, list(account_ids))
     for account_id in stored.keys() - scored.keys():

@@ -370,7 +370,7 @@ async def purge_usage_keys(ctx: ServiceContext[Any]) -> int:
     ``MAX_EVENT_AGE`` (which ``DEDUP_RETENTION`` is never below), so it is refused before dedup.
     """
     s = ctx.settings
-    cutoff = utcnow() - s.dedup_keys_kept
+    cutoff = utcnow() - s.dedup_window  # keys are kept by their event's day, not when they were written
     n = await purge_older_than(ctx.session_factory, repo.KEYS, repo.KEYS.c.day,
                                dt.datetime.combine(cutoff.date(), dt.time(), dt.UTC), batch_size=s.retention_batch_size)
     ctx.metrics.retention_purged.labels(table="usage_event_keys").inc(n)
