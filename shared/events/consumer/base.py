@@ -10,6 +10,7 @@ from typing import Any, Protocol, runtime_checkable
 from aiokafka import ConsumerRecord, TopicPartition
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared.db import utcnow
 from shared.events.envelope import CloudEvent, Envelope, InvalidEvent
 from shared.events.registry import validate_event
 from shared.settings import TimeBounds
@@ -90,7 +91,7 @@ class TimeGuard:
     def __init__(self, decode: Decoder, bounds: TimeBounds, now: Callable[[], dt.datetime] | None = None) -> None:
         self.decode = decode
         self.bounds = bounds
-        self.now = now or (lambda: dt.datetime.now(dt.UTC))  # a service's own clock, where it has one
+        self.now = now or utcnow  # a service's own clock, where it has one
 
     def __call__(self, raw: bytes | None, topic: str) -> Envelope:
         event = self.decode(raw, topic)
